@@ -1,0 +1,111 @@
+"""Crop geometry: the one convention every stage uses, in pure numpy.
+
+Frames and units (used in names throughout the package):
+
+- *image px*: 0-based pixel centres of the original image, x to the right, y down. Pixel
+  (i, j) covers [i - 0.5, i + 0.5] x [j - 0.5, j + 0.5]. Sources in MATLAB's 1-based frame
+  (MPII, FLIC, LSP) are shifted by -1 when converted.
+- *input px*: the same, in the `input_size` x `input_size` person crop fed to the network.
+- *heatmap px*: the same, in the `heatmap_size` x `heatmap_size` output (input / 4), and
+  at GT/s in a `heatmap_size / s` map.
+
+A crop is a square box of side `box_px` image pixels around a person centre. Its edges map
+to the crop's pixel *edges*, so pixel areas are preserved: a box [c - b/2, c + b/2] maps
+to [-0.5, S - 0.5]. The same edge alignment relates input, heatmap and downsampled
+heatmap frames: a map of size `n` and a map of size `m` over the same crop satisfy
+`(u + 0.5) / n == (v + 0.5) / m`, which is exactly what area down-sampling does.
+
+Affine matrices are 2x3 (`[A | t]`), mapping column vectors `[x, y, 1]`; they are the
+matrices `cv2.warpAffine` expects (source -> destination, integer pixel centres).
+
+Person scale follows MPII: `scale * 200` image px is about the person's height; the crop box
+is that size times `box_scale` (1.25 in Newell et al. and the common PyTorch repos).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# MPII convention: a person of scale s is about 200 * s pixels tall.
+PIXELS_PER_SCALE = 200.0
+
+
+def box_px_from_scale(scale, box_scale=1.25):
+    """Side of the square crop box, in image px, for an MPII-style person scale."""
+    return np.asarray(scale, dtype=np.float64) * PIXELS_PER_SCALE * box_scale
+
+
+def center_and_scale_from_box(box_xyxy, box_scale=1.25):
+    """Centre (image px) and MPII-style scale of the square crop that holds a box.
+
+    The returned scale is chosen so that `box_px_from_scale(scale, box_scale)` equals the
+    longer side of the box: the whole box fits in the crop with no extra margin beyond
+    what `box_scale` adds on the shorter side. Use it for person boxes from detectors,
+    COCO `bbox` fields or whole images.
+    """
+    x0, y0, x1, y1 = (float(v) for v in box_xyxy)
+    if not (x1 > x0 and y1 > y0):
+        raise ValueError(f"A box needs x1 > x0 and y1 > y0, received {list(box_xyxy)}.")
+    center = np.array([(x0 + x1) / 2.0, (y0 + y1) / 2.0])
+    longer_side = max(x1 - x0, y1 - y0)
+    return center, longer_side / (PIXELS_PER_SCALE * box_scale)
+
+
+def crop_matrix(center, box_px, output_size, rotation_deg=0.0, flip=False):
+    """2x3 affine matrix from image px to crop px.
+
+    Args:
+        center: (x, y) of the crop centre, image px.
+        box_px: float. Side of the square box, image px.
+        output_size: int. Side of the crop, px.
+        rotation_deg: float. The person turns counter-clockwise by this angle in the crop
+            (as displayed, y down). Defaults to 0.
+        flip: bool. Mirror the crop left-right after rotating. Joint identities must then
+            be swapped with `JointSet.flip_index`. Defaults to False.
+
+    Returns:
+        float64 array (2, 3).
+    """
+    if box_px <= 0:
+        raise ValueError(f"box_px must be positive, received {box_px}.")
+    theta = np.deg2rad(rotation_deg)
+    cos, sin = np.cos(theta), np.sin(theta)
+    zoom = output_size / float(box_px)
+    linear = zoom * np.array([[cos, sin], [-sin, cos]])
+    half = (output_size - 1) / 2.0
+    translation = np.array([half, half]) - linear @ np.asarray(center, dtype=np.float64)
+    matrix = np.concatenate([linear, translation[:, None]], axis=1)
+    if flip:
+        mirror = np.array([[-1.0, 0.0, output_size - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+        matrix = (mirror @ np.vstack([matrix, [0.0, 0.0, 1.0]]))[:2]
+    return matrix
+
+
+def invert_affine(matrix):
+    """Inverse of a 2x3 affine matrix (or a batch of them, shape (..., 2, 3))."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    linear = matrix[..., :2]
+    translation = matrix[..., 2:]
+    linear_inverse = np.linalg.inv(linear)
+    return np.concatenate([linear_inverse, -linear_inverse @ translation], axis=-1)
+
+
+def apply_affine(matrix, points):
+    """Map points (..., J, 2) through a 2x3 matrix (or a batch (..., 2, 3))."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    points = np.asarray(points, dtype=np.float64)
+    return points @ np.swapaxes(matrix[..., :2], -1, -2) + matrix[..., None, :, 2]
+
+
+def resize_matrix(from_size, to_size):
+    """2x3 matrix between two edge-aligned square frames (e.g. input px -> heatmap px)."""
+    ratio = to_size / float(from_size)
+    offset = 0.5 * ratio - 0.5
+    return np.array([[ratio, 0.0, offset], [0.0, ratio, offset]])
+
+
+def compose_affine(outer, inner):
+    """The 2x3 matrix of `outer(inner(p))`."""
+    outer = np.vstack([np.asarray(outer, dtype=np.float64), [0.0, 0.0, 1.0]])
+    inner = np.vstack([np.asarray(inner, dtype=np.float64), [0.0, 0.0, 1.0]])
+    return (outer @ inner)[:2]
