@@ -291,7 +291,8 @@ class Config:
                     f"valid keys: {sorted(fields)}."
                 )
             coerced = {
-                key: _coerce(value, fields[key], f"{section}.{key}") for key, value in values.items()
+                key: _coerce(value, fields[key], f"{section}.{key}")
+                for key, value in values.items()
             }
             sections[section] = section_class(**coerced)
         return cls(**sections)
@@ -317,8 +318,7 @@ class Config:
             parts = dotted.strip().split(".")
             if len(parts) != 2 or parts[0] not in SECTIONS:
                 raise ValueError(
-                    f"Override key {dotted!r} must be section.key with section in "
-                    f"{list(SECTIONS)}."
+                    f"Override key {dotted!r} must be section.key with section in {list(SECTIONS)}."
                 )
             section, key = parts
             fields = _field_types(SECTIONS[section])

@@ -128,7 +128,9 @@ class JointSet:
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"Unknown joint-set keys {unknown}; expected a subset of {sorted(known)}.")
+            raise ValueError(
+                f"Unknown joint-set keys {unknown}; expected a subset of {sorted(known)}."
+            )
         if "name" not in data or "names" not in data:
             raise ValueError("A joint set needs at least 'name' and 'names'.")
         torso = data.get("torso_joints")
@@ -147,6 +149,7 @@ class JointSet:
         )
 
 
+# fmt: off
 MPII = JointSet(
     name="mpii",
     names=(
@@ -238,6 +241,8 @@ COCO = JointSet(
     ),
     scored_joints=tuple(range(17)),
 )
+
+# fmt: on
 
 JOINT_SETS = {joint_set.name: joint_set for joint_set in (MPII, FLIC, LSP, COCO)}
 

@@ -166,9 +166,7 @@ def apply_hourglass(x, channels, deconv, head_scales, num_joints, scale_feedback
                 feedback = keras.layers.Conv2D(
                     channels, 1, name=f"{stack_name}_scale{scale}_feedback"
                 )(heatmaps)
-                x = keras.layers.Add(name=f"{stack_name}_scale{scale}_feedback_add")(
-                    [x, feedback]
-                )
+                x = keras.layers.Add(name=f"{stack_name}_scale{scale}_feedback_add")([x, feedback])
     return x, heads
 
 
@@ -287,21 +285,21 @@ class MultiScaleHourglass(keras.Model):
             if stack < stacks:
                 # Intermediate supervision remap (Newell et al.): features and heatmaps of
                 # this stack, each through a 1x1 conv, are added to its input.
-                merged_features = keras.layers.Conv2D(
-                    channels, 1, name=f"{name}_merge_features"
-                )(features)
-                merged_heatmaps = keras.layers.Conv2D(
-                    channels, 1, name=f"{name}_merge_heatmaps"
-                )(heads[1])
+                merged_features = keras.layers.Conv2D(channels, 1, name=f"{name}_merge_features")(
+                    features
+                )
+                merged_heatmaps = keras.layers.Conv2D(channels, 1, name=f"{name}_merge_heatmaps")(
+                    heads[1]
+                )
                 x = keras.layers.Add(name=f"{name}_merge")([x, merged_features, merged_heatmaps])
         if global_regression:
             delta = apply_global_regression(
                 heads, num_joints, regression_channels, heatmap_size, name="regression"
             )
             refined = keras.layers.Add(name="regression_add")([heads[1], delta])
-            outputs["refined"] = keras.layers.Activation(
-                "linear", dtype="float32", name="refined"
-            )(refined)
+            outputs["refined"] = keras.layers.Activation("linear", dtype="float32", name="refined")(
+                refined
+            )
 
         super().__init__(inputs=image, outputs=outputs, **kwargs)
 

@@ -249,8 +249,9 @@ class ShardedWriter:
     ...     writer.skip("missing image", "004645041.jpg")
     """
 
-    def __init__(self, prefix, joint_set: JointSet, dataset: str, examples_per_shard=1000,
-                 extra=None):
+    def __init__(
+        self, prefix, joint_set: JointSet, dataset: str, examples_per_shard=1000, extra=None
+    ):
         if examples_per_shard <= 0:
             raise ValueError(f"examples_per_shard must be positive, received {examples_per_shard}.")
         self.prefix = Path(prefix)
@@ -335,8 +336,10 @@ class ShardedWriter:
             "count": self.count,
             "joint_set": self.joint_set.to_dict(),
             "shards": self.shards,
-            "skipped": {reason: {"count": len(names), "names": names[:1000]}
-                        for reason, names in self.skipped.items()},
+            "skipped": {
+                reason: {"count": len(names), "names": names[:1000]}
+                for reason, names in self.skipped.items()
+            },
             **self.extra,
         }
         target = manifest_path(self.prefix)
