@@ -35,20 +35,19 @@ def box_px_from_scale(scale, box_scale=1.25):
     return np.asarray(scale, dtype=np.float64) * PIXELS_PER_SCALE * box_scale
 
 
-def center_and_scale_from_box(box_xyxy, box_scale=1.25):
-    """Centre (image px) and MPII-style scale of the square crop that holds a box.
+def center_and_scale_from_box(box_xyxy):
+    """Centre (image px) and MPII-style scale of a person box.
 
-    The returned scale is chosen so that `box_px_from_scale(scale, box_scale)` equals the
-    longer side of the box: the whole box fits in the crop with no extra margin beyond
-    what `box_scale` adds on the shorter side. Use it for person boxes from detectors,
-    COCO `bbox` fields or whole images.
+    The scale treats the box's longer side as the "person height" of the MPII convention
+    (`scale = longer_side / 200`), so a crop made with `box_px_from_scale(scale, 1.25)`
+    holds the whole box with the same 25% margin that MPII crops get. Use it for person
+    boxes from detectors, COCO `bbox` fields or whole images.
     """
     x0, y0, x1, y1 = (float(v) for v in box_xyxy)
     if not (x1 > x0 and y1 > y0):
         raise ValueError(f"A box needs x1 > x0 and y1 > y0, received {list(box_xyxy)}.")
     center = np.array([(x0 + x1) / 2.0, (y0 + y1) / 2.0])
-    longer_side = max(x1 - x0, y1 - y0)
-    return center, longer_side / (PIXELS_PER_SCALE * box_scale)
+    return center, max(x1 - x0, y1 - y0) / PIXELS_PER_SCALE
 
 
 def crop_matrix(center, box_px, output_size, rotation_deg=0.0, flip=False):

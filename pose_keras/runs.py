@@ -1,0 +1,108 @@
+"""The run directory: what `fit` writes and what `evaluate`, `predict` and `export` read.
+
+Layout of `RUN_DIR` (`train.run_dir`):
+
+| path | what |
+|---|---|
+| `config.json` | the resolved `Config` the run used |
+| `joints.json` | the joint set (names, flip pairs, limbs, normaliser) the model predicts |
+| `model.keras` | the final model (written when training ends) |
+| `best.keras` | the checkpoint with the best validation PCKh so far |
+| `metrics.json` | per-epoch validation PCK(h), per joint and in the table layout |
+| `log.csv` | per-epoch losses and metrics (Keras `CSVLogger`) |
+| `tensorboard/` | TensorBoard event files |
+| `backup/` | `BackupAndRestore` state, removed when training completes |
+
+Every `.keras` file is loaded with `safe_mode=True`: no lambdas, no pickles, only the
+registered `pose_keras` classes.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from pose_keras.config import Config
+from pose_keras.joints import JointSet, get_joint_set
+
+CONFIG_FILE = "config.json"
+JOINTS_FILE = "joints.json"
+MODEL_FILE = "model.keras"
+BEST_FILE = "best.keras"
+METRICS_FILE = "metrics.json"
+LOG_FILE = "log.csv"
+TENSORBOARD_DIR = "tensorboard"
+BACKUP_DIR = "backup"
+
+
+@dataclass
+class Run:
+    """A loaded model with what is known about it."""
+
+    model: object  # MultiScaleHourglass
+    joint_set: JointSet
+    config: Config | None
+    path: Path
+
+
+def load_model(path, compile=False):
+    """Load a `.keras` file safely (`safe_mode=True`), registering pose_keras classes."""
+    import keras
+
+    import pose_keras.model  # noqa: F401  (registers MultiScaleHourglass)
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"Model file not found: {path}")
+    try:
+        return keras.saving.load_model(path, compile=compile, safe_mode=True)
+    except Exception as error:
+        raise ValueError(f"{path}: cannot load as a Keras model ({error}).") from error
+
+
+def load_run(path, joints=None, prefer="model") -> Run:
+    """Load a run directory or a bare `.keras` file.
+
+    Args:
+        path: a run directory (uses `model.keras`, or `best.keras` when `prefer="best"` or
+            when the final model is absent) or a `.keras` file.
+        joints: str or JointSet. Joint set to use when the run does not record one (a bare
+            `.keras` file). Default: the run's `joints.json`, else MPII for 16 joints.
+        prefer: str. `"model"` or `"best"`. Default "model".
+    """
+    path = Path(path)
+    config = None
+    joint_set = None
+    if path.is_dir():
+        run_dir = path
+        candidates = [BEST_FILE, MODEL_FILE] if prefer == "best" else [MODEL_FILE, BEST_FILE]
+        model_path = next(
+            (run_dir / name for name in candidates if (run_dir / name).exists()), None
+        )
+        if model_path is None:
+            raise FileNotFoundError(
+                f"{run_dir}: no {MODEL_FILE} or {BEST_FILE}; is it a pose_keras run directory?"
+            )
+    else:
+        model_path = path
+        run_dir = path.parent
+    if (run_dir / CONFIG_FILE).exists():
+        config = Config.from_json(run_dir / CONFIG_FILE)
+    if (run_dir / JOINTS_FILE).exists():
+        joint_set = JointSet.from_dict(json.loads((run_dir / JOINTS_FILE).read_text()))
+    model = load_model(model_path)
+    if joints is not None:
+        joint_set = joints if isinstance(joints, JointSet) else get_joint_set(joints)
+    if joint_set is None:
+        if model.num_joints == 16:
+            joint_set = get_joint_set("mpii")
+        else:
+            raise ValueError(
+                f"{model_path}: the model predicts {model.num_joints} joints and no joints.json "
+                "is beside it; name the joint set (e.g. --joints coco)."
+            )
+    if joint_set.num_joints != model.num_joints:
+        raise ValueError(
+            f"{model_path}: the model predicts {model.num_joints} joints but joint set "
+            f"{joint_set.name!r} has {joint_set.num_joints}."
+        )
+    return Run(model=model, joint_set=joint_set, config=config, path=model_path)
