@@ -15,8 +15,10 @@ Sources of the conventions:
 - FLIC: the 11 joints that the stacked-hourglass FLIC annotations keep (person-centric
   left/right), scored on elbows and wrists with the torso normaliser (left shoulder to
   right hip, as in Sapp & Taskar / Tompson et al.).
-- LSP / LSP-extended: the 14 joints of `joints.mat`; PCK with the torso normaliser
-  (right shoulder to left hip, following Yang & Ramanan's "PCK" torso convention).
+- LSP / LSP-extended: the 14 joints of `joints.mat`; PCK with the torso normaliser, left
+  shoulder to right hip (`eval_pck.m` of bearpaw/eval_pose, the PCK code of Yang et al.
+  CVPR'16 and Chen & Yuille NIPS'14: `norm(gt(:,10) - gt(:,3))` in LSP's 1-based order),
+  the same diagonal as FLIC's.
 - COCO: the 17 keypoints of the COCO person category (`categories[0].keypoints`).
 """
 
@@ -202,7 +204,7 @@ LSP = JointSet(
         (9, 10), (10, 11), (12, 13), (8, 2), (9, 3),
     ),
     normalizer=TORSO,
-    torso_joints=(8, 3),
+    torso_joints=(9, 2),  # l_shoulder - r_hip (eval_pck.m)
     table_groups=(
         ("Head", (12, 13)),
         ("Shoulder", (8, 9)),
