@@ -136,6 +136,20 @@ class DataConfig:
         translate_jitter: float. Centre shift ~ U(-t, t) * box side. Default 0.05.
         color_jitter: float. Brightness/contrast/saturation jitter strength. Default 0.2.
         shuffle_buffer: int. Examples in the shuffle buffer. Default 2000.
+        deterministic: bool. Keep tf.data's element order fixed, so a seeded pipeline
+            yields identical batches every run (augmentation draws are seeded per example
+            either way). False lets parallel stages emit out of order. Default True.
+        keypoint_margin: float. Annotated keypoints may lie outside the image by at most
+            this fraction of its longer side; beyond that the record is bad input.
+            Default 0.1.
+        skip_bad_records: bool. Scan the records first (decoding every image) and leave
+            out corrupt ones, undecodable images, wrong joint counts, people without
+            annotated joints and keypoints outside the image, with the counts logged.
+            False: such a record stops the run with an error naming its shard and index.
+            Default False.
+        verify_checksums: bool. Check each shard's SHA-256 against its manifest before
+            reading (a few seconds per GB), so a truncated or corrupt shard is reported
+            with its first bad record before any work. Default True.
         synthetic_train: int. People in the synthetic training split. Default 2000.
         synthetic_val: int. People in the synthetic validation split. Default 500.
         synthetic_seed: int. Seed of the synthetic generator. Default 0.
@@ -155,6 +169,10 @@ class DataConfig:
     translate_jitter: float = 0.05
     color_jitter: float = 0.2
     shuffle_buffer: int = 2000
+    deterministic: bool = True
+    keypoint_margin: float = 0.1
+    skip_bad_records: bool = False
+    verify_checksums: bool = True
     synthetic_train: int = 2000
     synthetic_val: int = 500
     synthetic_seed: int = 0
@@ -176,6 +194,7 @@ class DataConfig:
             )
         _check_positive("data", "color_jitter", self.color_jitter, allow_zero=True)
         _check_positive("data", "shuffle_buffer", self.shuffle_buffer, allow_zero=True)
+        _check_positive("data", "keypoint_margin", self.keypoint_margin, allow_zero=True)
         _check_positive("data", "synthetic_train", self.synthetic_train)
         _check_positive("data", "synthetic_val", self.synthetic_val)
 

@@ -1,0 +1,987 @@
+"""The tf.data input pipeline: TFRecord shards -> augmented person crops -> targets.
+
+A chain of small named stages mapped over the dataset (the tf.data guide's style), with
+`AUTOTUNE` parallelism and prefetching at the end; no Python runs per example:
+
+    read_records   parallel interleaved reads over the shards (file order shuffled in
+                   training), each record tagged with its shard and record index
+    parse_record   the schema of `pose_keras.records`, plus `problem`: why a record is bad
+                   input ("" when it is fine)
+    check_record   bad input fails with an error naming the shard and record index, or,
+                   with `data.skip_bad_records`, was found by `scan_records` and is dropped
+    load_person    decode JPEG/PNG (grayscale -> RGB, alpha dropped, 16-bit -> 8-bit range)
+    crop_person    one affine warp per person: box = 200 * scale * box_scale image px around
+                   the centre (MPII convention, `transforms.box_px_from_scale`), times the
+                   augmentation's scale factor, rotated, optionally mirrored (joints swapped
+                   with `JointSet.flip_index`), centre jittered; the matrix is
+                   `transforms.crop_matrix`, computed with TF ops
+    jitter_colors  brightness, contrast, saturation
+    batch -> make_targets (`pose_keras.targets`) -> prefetch
+
+Augmentation (training) follows the stacked-hourglass recipe (Newell et al. 2016; SPEC §2):
+scale x U(1 - s, 1 + s), rotation U(-r, r) degrees, horizontal flip with probability 0.5,
+centre shift U(-t, t) x box side, colour jitter. Each example's random draws come from a
+stateless generator keyed by (seed, position in the stream), so a seeded pipeline yields
+identical batches run after run, whatever the parallelism.
+
+Bad input: the manifest's joint set is checked against the config before any work; shards
+are checked against the manifest's SHA-256 (`data.verify_checksums`), so a truncated or
+corrupt shard is reported with its first unreadable record; records with undecodable or
+truncated image bytes, a wrong joint count, no annotated joint, keypoints far outside the
+image (`data.keypoint_margin`) or a decoded size that differs from the recorded one fail
+with `Bad input: <shard> record <index>: <reason>`. With `data.skip_bad_records=true`,
+`scan_records` decodes every record first and the bad ones are left out, with the counts
+logged.
+
+Examples:
+
+>>> config = Config.preset("synthetic")  # doctest: +SKIP
+>>> dataset = training_dataset(config)  # doctest: +SKIP
+>>> images, targets, weights = next(iter(dataset))  # doctest: +SKIP
+>>> images.shape, targets["refined"].shape, weights["refined"].shape  # doctest: +SKIP
+(TensorShape([16, 128, 128, 3]), TensorShape([16, 32, 32, 16]), TensorShape([16, 16]))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import hashlib
+import logging
+import math
+import os
+
+import tensorflow as tf
+
+from pose_keras import records
+from pose_keras.config import Config, DataConfig
+from pose_keras.joints import HEAD_BOX, JointSet, get_joint_set
+from pose_keras.targets import make_targets
+
+AUTOTUNE = tf.data.AUTOTUNE
+LOGGER = logging.getLogger(__name__)
+
+# MPII evaluation kit (`evaluatePCKh.m`): the PCKh normaliser is SC_BIAS x head-box diagonal.
+SC_BIAS = 0.6
+# A truncated JPEG or PNG lacks its end marker (JPEG EOI `FF D9`, PNG `IEND` chunk) near the
+# end of the bytes; a few KiB of slack tolerates trailers some cameras append after EOI.
+END_MARKER_WINDOW = 4096
+JPEG_MAGIC = b"\xff\xd8\xff"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+# --------------------------------------------------------------------------------------
+# Splits: shards, manifests, checks before any work
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Split:
+    """The shards of a TFRecord split and what their manifests declare about them."""
+
+    pattern: str
+    paths: list  # shard paths, in record order
+    counts: list  # records per shard (manifest)
+    checksums: list  # SHA-256 per shard (manifest)
+    joint_set: JointSet
+
+    @property
+    def count(self) -> int:
+        return int(sum(self.counts))
+
+
+def resolve_split(pattern) -> Split:
+    """Find the shards of `pattern` (a split prefix or a shard glob) and their manifests.
+
+    Every shard must be listed in a `<prefix>.manifest.json` beside it (`ShardedWriter`
+    writes it last, so a split without one is incomplete), and all manifests must declare
+    the same joint set.
+    """
+    pattern = str(pattern)
+    manifest = records.manifest_path(pattern)
+    if manifest.exists():
+        prefixes = [pattern]
+        selected = None
+    else:
+        matched = sorted(path for path in glob.glob(pattern) if path.endswith(".tfrecord"))
+        if not matched:
+            raise FileNotFoundError(
+                f"No TFRecord split at {pattern!r}: expected a prefix with "
+                f"{manifest.name} or a glob matching <prefix>-NNNNN.tfrecord shards."
+            )
+        prefixes = sorted({path.rsplit("-", 1)[0] for path in matched})
+        selected = {os.path.abspath(path) for path in matched}
+    paths, counts, checksums, joint_sets = [], [], [], []
+    for prefix in prefixes:
+        data = records.read_manifest(prefix)
+        folder = records.manifest_path(prefix).parent
+        listed = set()
+        for shard in data["shards"]:
+            path = str(folder / shard["file"])
+            listed.add(os.path.abspath(path))
+            if selected is not None and os.path.abspath(path) not in selected:
+                continue
+            paths.append(path)
+            counts.append(int(shard["count"]))
+            checksums.append(shard.get("sha256"))
+        if selected is not None:
+            unlisted = sorted(
+                path for path in selected if path.startswith(prefix) and path not in listed
+            )
+            if unlisted:
+                raise ValueError(
+                    f"{unlisted[0]} is not listed in {records.manifest_path(prefix)}: a stale "
+                    "or foreign shard; re-run the converter."
+                )
+        joint_sets.append(JointSet.from_dict(data["joint_set"]))
+    for other in joint_sets[1:]:
+        if other != joint_sets[0]:
+            raise ValueError(
+                f"{pattern!r} mixes splits with different joint sets ({joint_sets[0].name!r}, "
+                f"{other.name!r})."
+            )
+    missing = [path for path in paths if not os.path.exists(path)]
+    if missing:
+        raise FileNotFoundError(f"Shard {missing[0]} is listed in its manifest but missing.")
+    return Split(pattern, paths, counts, checksums, joint_sets[0])
+
+
+def count_people(pattern) -> int:
+    """Number of people (examples) in a split, from its manifest(s)."""
+    return resolve_split(pattern).count
+
+
+def resolve_joint_set(config: Config, split: Split) -> JointSet:
+    """The joint set of `split`, checked against `data.joints` and `model.num_joints`."""
+    declared = split.joint_set
+    if config.data.joints != "auto":
+        expected = get_joint_set(config.data.joints)
+        if expected.names != declared.names:
+            raise ValueError(
+                f"{split.pattern}: the records hold joint set {declared.name!r} "
+                f"({declared.num_joints} joints) but data.joints={config.data.joints!r} "
+                f"({expected.num_joints} joints). Set data.joints={declared.name!r} or "
+                "data.joints=auto."
+            )
+    if declared.num_joints != config.model.num_joints:
+        raise ValueError(
+            f"{split.pattern}: the records hold {declared.num_joints} joints "
+            f"({declared.name!r}) but model.num_joints={config.model.num_joints}."
+        )
+    return declared
+
+
+_VERIFIED = {}  # (path, size, mtime_ns) -> True: shards already hashed in this process
+
+
+def _sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _readable_records(path) -> tuple[int, str | None]:
+    """How many records of a shard can be read, and TF's message where reading stops."""
+    count = 0
+    iterator = iter(tf.data.TFRecordDataset(path))
+    while True:
+        try:
+            next(iterator)
+        except StopIteration:
+            return count, None
+        except tf.errors.DataLossError as error:
+            return count, error.message.strip().splitlines()[0]
+        count += 1
+
+
+def verify_shards(split: Split) -> None:
+    """Check each shard's SHA-256 against its manifest; name the first bad record if not.
+
+    Raises:
+        ValueError: `<shard>: record <i> is corrupt or truncated ...` when a shard cannot be
+            read to its end, or a description of the mismatch otherwise.
+    """
+    for path, expected_count, checksum in zip(
+        split.paths, split.counts, split.checksums, strict=True
+    ):
+        status = os.stat(path)
+        key = (os.path.abspath(path), status.st_size, status.st_mtime_ns)
+        if checksum is None or _VERIFIED.get(key):
+            continue
+        if _sha256(path) == checksum:
+            _VERIFIED[key] = True
+            continue
+        readable, message = _readable_records(path)
+        if message is not None:
+            raise ValueError(
+                f"Bad input: {path}: record {readable} is corrupt or truncated ({message}); "
+                f"the shard's SHA-256 differs from its manifest. Re-run the converter, or set "
+                "data.skip_bad_records=true to train on the readable records."
+            )
+        raise ValueError(
+            f"Bad input: {path}: the shard reads ({readable} records, manifest says "
+            f"{expected_count}) but its SHA-256 differs from the manifest: it was modified "
+            "after it was written. Re-run the converter (or set data.verify_checksums=false)."
+        )
+
+
+# --------------------------------------------------------------------------------------
+# Stage 1-3: read, parse, check
+# --------------------------------------------------------------------------------------
+
+
+def read_records(paths, take_counts=None, training=False, seed=0, cycle_length=None):
+    """Records of the shards, each as {"serialized", "source", "record_index"}.
+
+    Training: shard order is reshuffled each epoch and shards are read in parallel,
+    interleaved, forever. Otherwise: one pass in shard order, records in file order.
+    `take_counts` limits each shard to its first records (skip mode: the readable part).
+    """
+    paths = [str(path) for path in paths]
+    if take_counts is None:
+        take_counts = [-1] * len(paths)
+    files = tf.data.Dataset.from_tensor_slices(
+        (tf.constant(paths), tf.constant(take_counts, tf.int64))
+    )
+
+    def read_shard(path, take):
+        shard = tf.data.TFRecordDataset(path).take(take).enumerate()
+        return shard.map(
+            lambda index, serialized: {
+                "serialized": serialized,
+                "source": path,
+                "record_index": index,
+            }
+        )
+
+    if not training:
+        return files.flat_map(read_shard)
+    files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True).repeat()
+    return files.interleave(
+        read_shard,
+        cycle_length=cycle_length or min(len(paths), 16),
+        block_length=1,
+        num_parallel_calls=AUTOTUNE,
+    )
+
+
+def _record_spec():
+    """Parse spec that never fails on a missing feature or a wrong joint count."""
+    fixed = tf.io.FixedLenFeature
+    return {
+        "image/encoded": fixed([], tf.string, default_value=""),
+        "image/height": fixed([], tf.int64, default_value=-1),
+        "image/width": fixed([], tf.int64, default_value=-1),
+        "image/id": fixed([], tf.string, default_value=""),
+        "dataset": fixed([], tf.string, default_value=""),
+        "person/id": fixed([], tf.int64, default_value=-1),
+        "person/center": fixed([2], tf.float32, default_value=[0.0, 0.0]),
+        "person/scale": fixed([], tf.float32, default_value=0.0),
+        "person/head_box": fixed([4], tf.float32, default_value=list(records.NO_HEAD_BOX)),
+        "person/normalize": fixed([], tf.float32, default_value=0.0),
+        "keypoints/xy": tf.io.RaggedFeature(tf.float32),
+        "keypoints/visibility": tf.io.RaggedFeature(tf.int64),
+    }
+
+
+def _has_end_marker(encoded, is_jpeg):
+    """True when the last bytes hold the JPEG EOI marker or the PNG IEND chunk type."""
+    length = tf.strings.length(encoded)
+    start = tf.maximum(length - END_MARKER_WINDOW, 0)
+    tail = tf.io.decode_raw(tf.strings.substr(encoded, start, length - start), tf.uint8)
+    tail = tf.cast(tail, tf.int32)
+    jpeg_end = tf.reduce_any((tail[:-1] == 0xFF) & (tail[1:] == 0xD9))
+    iend = (
+        (tail[:-3] == ord("I"))
+        & (tail[1:-2] == ord("E"))
+        & (tail[2:-1] == ord("N"))
+        & (tail[3:] == ord("D"))
+    )
+    return tf.where(is_jpeg, jpeg_end, tf.reduce_any(iend))
+
+
+def parse_record(element, num_joints: int, keypoint_margin: float = 0.1) -> dict:
+    """Parse one record (schema of `pose_keras.records`) and say what is wrong with it.
+
+    Args:
+        element: dict from `read_records` ("serialized", "source", "record_index").
+        num_joints: int. Joints the manifest declares.
+        keypoint_margin: float. How far (fraction of the image's longer side) annotated
+            keypoints may lie outside the image. Default 0.1.
+
+    Returns:
+        dict: "encoded", "image_size" (height, width) int32, "image_id", "person_id",
+        "center" (2,), "scale", "head_box" (4,), "record_normalize", "keypoints" (J, 2)
+        image px, "visibility" (J,) int32, "source", "record_index", and "problem": a
+        string, empty when the record is good input.
+    """
+    example = tf.io.parse_single_example(element["serialized"], _record_spec())
+    encoded = example["image/encoded"]
+    xy = example["keypoints/xy"]
+    visibility = example["keypoints/visibility"]
+    value_count = tf.size(xy)
+    joint_count = tf.size(visibility)
+    # Pad or cut to the declared joint count so the graph has static shapes either way.
+    xy = tf.pad(xy[: 2 * num_joints], [[0, tf.maximum(0, 2 * num_joints - value_count)]])
+    keypoints = tf.reshape(xy, [num_joints, 2])
+    visibility = tf.pad(visibility[:num_joints], [[0, tf.maximum(0, num_joints - joint_count)]])
+    visibility = tf.cast(visibility, tf.int32)
+    height = tf.cast(example["image/height"], tf.float32)
+    width = tf.cast(example["image/width"], tf.float32)
+
+    prefix3 = tf.strings.substr(encoded, 0, 3)
+    prefix8 = tf.strings.substr(encoded, 0, 8)
+    is_jpeg = tf.equal(prefix3, JPEG_MAGIC)
+    is_png = tf.equal(prefix8, PNG_MAGIC)
+    annotated = visibility > 0
+    annotated_xy = tf.boolean_mask(keypoints, annotated)
+    margin = keypoint_margin * tf.maximum(height, width)
+    outside = (
+        (annotated_xy[:, 0] < -0.5 - margin)
+        | (annotated_xy[:, 0] > width - 0.5 + margin)
+        | (annotated_xy[:, 1] < -0.5 - margin)
+        | (annotated_xy[:, 1] > height - 0.5 + margin)
+    )
+    has_size = (height > 0) & (width > 0)
+
+    checks = [
+        (tf.equal(tf.strings.length(encoded), 0), tf.constant("no image bytes")),
+        (
+            ~(is_jpeg | is_png) & (tf.strings.length(encoded) > 0),
+            tf.constant("image bytes are neither JPEG nor PNG (undecodable image)"),
+        ),
+        (
+            (is_jpeg | is_png) & ~_has_end_marker(encoded, is_jpeg),
+            tf.constant("image bytes are truncated (no JPEG/PNG end marker)"),
+        ),
+        (
+            tf.not_equal(value_count, 2 * num_joints) | tf.not_equal(joint_count, num_joints),
+            tf.strings.format(
+                "wrong joint count: {} visibility values and {} keypoint values, the "
+                "manifest's joint set has {} joints",
+                (joint_count, value_count, num_joints),
+            ),
+        ),
+        (
+            tf.reduce_any((visibility < 0) | (visibility > 2)),
+            tf.constant("keypoints/visibility values must be 0, 1 or 2"),
+        ),
+        (~tf.reduce_any(annotated), tf.constant("all joints missing (no annotated joint)")),
+        (
+            ~tf.reduce_all(tf.math.is_finite(annotated_xy)),
+            tf.constant("non-finite keypoint coordinates"),
+        ),
+        (
+            has_size & tf.reduce_any(outside),
+            tf.strings.format(
+                "annotated keypoint outside the image ({} x {} px) by more than "
+                "data.keypoint_margin={}",
+                (example["image/width"], example["image/height"], keypoint_margin),
+            ),
+        ),
+        (~has_size, tf.constant("image/height and image/width must be positive")),
+        (
+            ~(example["person/scale"] > 0)
+            | ~tf.reduce_all(tf.math.is_finite(example["person/center"])),
+            tf.constant("person/scale must be positive and person/center finite"),
+        ),
+    ]
+    failing = tf.stack([condition for condition, _ in checks])
+    messages = tf.stack([message for _, message in checks])
+    problem = tf.strings.reduce_join(tf.boolean_mask(messages, failing), separator="; ")
+    return {
+        "encoded": encoded,
+        "image_size": tf.cast(
+            tf.stack([example["image/height"], example["image/width"]]), tf.int32
+        ),
+        "image_id": example["image/id"],
+        "person_id": example["person/id"],
+        "center": example["person/center"],
+        "scale": example["person/scale"],
+        "head_box": example["person/head_box"],
+        "record_normalize": example["person/normalize"],
+        "keypoints": keypoints,
+        "visibility": visibility,
+        "source": element["source"],
+        "record_index": element["record_index"],
+        "problem": problem,
+    }
+
+
+def _describe(example):
+    return tf.strings.join(
+        [
+            "Bad input: ",
+            example["source"],
+            " record ",
+            tf.strings.as_string(example["record_index"]),
+            ": ",
+        ]
+    )
+
+
+def check_record(example):
+    """Fail with `Bad input: <shard> record <i>: <problem>` unless the record is good."""
+    message = tf.strings.join([_describe(example), example["problem"]])
+    assertion = tf.debugging.Assert(tf.equal(example["problem"], ""), [message])
+    with tf.control_dependencies([assertion]):
+        example["encoded"] = tf.identity(example["encoded"])
+    return example
+
+
+# --------------------------------------------------------------------------------------
+# Stage 4-6: decode, crop, colours
+# --------------------------------------------------------------------------------------
+
+
+def decode_image(encoded):
+    """JPEG/PNG bytes -> float32 (H, W, 3) RGB in [0, 255].
+
+    Grayscale becomes RGB, an alpha channel is dropped, 16-bit PNGs are scaled to the
+    8-bit range (`decode_image` with float output divides by the type's maximum).
+    """
+    image = tf.io.decode_image(encoded, channels=3, dtype=tf.float32, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return image * 255.0
+
+
+def load_person(example):
+    """Decode the image; a decoded size other than the recorded one is bad input."""
+    image = decode_image(example["encoded"])
+    decoded_size = tf.shape(image)[:2]
+    message = tf.strings.join(
+        [
+            _describe(example),
+            tf.strings.format(
+                "the image decodes to {} (height, width) but the record says {}",
+                (decoded_size, example["image_size"]),
+            ),
+        ]
+    )
+    assertion = tf.debugging.Assert(tf.reduce_all(decoded_size == example["image_size"]), [message])
+    with tf.control_dependencies([assertion]):
+        example["image"] = tf.identity(image)
+    del example["encoded"]
+    return example
+
+
+def crop_matrix(center, box_px, output_size, rotation_deg=0.0, flip=False):
+    """TF version of `transforms.crop_matrix`: 2x3 float32 matrix, image px -> crop px.
+
+    Args:
+        center: float (2,). Crop centre (x, y), image px.
+        box_px: float scalar. Side of the square box, image px.
+        output_size: int. Side of the crop, px.
+        rotation_deg: float scalar. The person turns counter-clockwise by this angle.
+        flip: bool scalar. Mirror the crop left-right after rotating.
+    """
+    center = tf.cast(tf.convert_to_tensor(center), tf.float64)
+    theta = tf.cast(rotation_deg, tf.float64) * (math.pi / 180.0)
+    zoom = tf.cast(output_size, tf.float64) / tf.cast(box_px, tf.float64)
+    cos, sin = tf.cos(theta), tf.sin(theta)
+    linear = zoom * tf.reshape(tf.stack([cos, sin, -sin, cos]), [2, 2])
+    half = (float(output_size) - 1.0) / 2.0
+    translation = tf.constant([half, half], tf.float64) - tf.linalg.matvec(linear, center)
+    # Mirror: x -> (S - 1) - x, applied after the crop.
+    mirror = tf.where(tf.cast(flip, tf.bool), -1.0, 1.0)
+    mirror = tf.cast(mirror, tf.float64)
+    linear = tf.stack([linear[0] * mirror, linear[1]])
+    translation = tf.stack(
+        [
+            tf.where(mirror < 0, (float(output_size) - 1.0) - translation[0], translation[0]),
+            translation[1],
+        ]
+    )
+    matrix = tf.concat([linear, translation[:, None]], axis=1)
+    return tf.cast(matrix, tf.float32)
+
+
+def invert_affine(matrix):
+    """Inverse of a 2x3 affine matrix (TF; float32)."""
+    matrix = tf.cast(matrix, tf.float64)
+    linear_inverse = tf.linalg.inv(matrix[:, :2])
+    translation = -tf.linalg.matvec(linear_inverse, matrix[:, 2])
+    return tf.cast(tf.concat([linear_inverse, translation[:, None]], axis=1), tf.float32)
+
+
+def apply_affine(matrix, points):
+    """Map points (..., J, 2) through a 2x3 matrix (TF)."""
+    points = tf.convert_to_tensor(points, tf.float32)
+    return tf.linalg.matmul(points, matrix[:, :2], transpose_b=True) + matrix[:, 2]
+
+
+def warp_image(image, matrix, output_size):
+    """Warp (H, W, 3) to (output_size, output_size, 3) with a 2x3 image -> crop matrix.
+
+    `ImageProjectiveTransformV3` maps each *output* pixel centre (integer coordinates, the
+    same 0-based pixel-centre convention as `pose_keras.transforms`) through the given
+    matrix to the input and samples bilinearly, so it receives the inverse matrix.
+    Outside the image the crop is 0 (black).
+    """
+    inverse = invert_affine(matrix)
+    transform = tf.concat([tf.reshape(inverse, [6]), tf.zeros([2], tf.float32)], axis=0)
+    warped = tf.raw_ops.ImageProjectiveTransformV3(
+        images=image[None],
+        transforms=transform[None],
+        output_shape=tf.constant([output_size, output_size], tf.int32),
+        fill_value=tf.constant(0.0, tf.float32),
+        interpolation="BILINEAR",
+        fill_mode="CONSTANT",
+    )
+    return warped[0]
+
+
+def identity_augmentation():
+    """Augmentation parameters that crop the annotated box as it is."""
+    return {
+        "scale_factor": tf.constant(1.0),
+        "rotation_deg": tf.constant(0.0),
+        "flip": tf.constant(False),
+        "shift": tf.zeros([2]),
+        "color": tf.ones([3]),
+    }
+
+
+def sample_augmentation(seed, data_config: DataConfig):
+    """Random augmentation parameters from a stateless seed (int (2,)).
+
+    Returns a dict: scale_factor ~ U(1 - s, 1 + s), rotation_deg ~ U(-r, r), flip
+    (probability 0.5 when `data.flip`), shift (2,) ~ U(-t, t) in units of the box side,
+    color (3,) brightness/contrast/saturation factors ~ U(1 - c, 1 + c).
+    """
+    uniform = tf.random.stateless_uniform([8], seed=seed, minval=-1.0, maxval=1.0)
+    flip = (uniform[2] > 0.0) if data_config.flip else tf.constant(False)
+    return {
+        "scale_factor": 1.0 + data_config.scale_jitter * uniform[0],
+        "rotation_deg": data_config.rotation_deg * uniform[1],
+        "flip": flip,
+        "shift": data_config.translate_jitter * uniform[3:5],
+        "color": 1.0 + data_config.color_jitter * uniform[5:8],
+    }
+
+
+def crop_person(example, augmentation, input_size: int, box_scale: float, flip_index):
+    """The one affine crop of a person, with its keypoints and joint order.
+
+    Args:
+        example: dict with "image" (H, W, 3), "keypoints" (J, 2) image px, "visibility"
+            (J,), "center" (2,), "scale".
+        augmentation: dict from `sample_augmentation` or `identity_augmentation`.
+        input_size: int. Side of the crop S.
+        box_scale: float. Box side = 200 * scale * box_scale (`transforms.box_px_from_scale`).
+        flip_index: sequence of int. `JointSet.flip_index`.
+
+    Returns:
+        dict: "image" (S, S, 3) float32, "keypoints_input_px" (J, 2), "visibility" (J,)
+        (both in the flipped joint order when mirrored) and "crop_matrix" (2, 3).
+    """
+    box_px = example["scale"] * 200.0 * box_scale * augmentation["scale_factor"]
+    center = example["center"] + augmentation["shift"] * box_px
+    matrix = crop_matrix(
+        center, box_px, input_size, augmentation["rotation_deg"], augmentation["flip"]
+    )
+    keypoints = apply_affine(matrix, example["keypoints"])
+    visibility = example["visibility"]
+    order = tf.where(
+        augmentation["flip"],
+        tf.constant(flip_index, tf.int32),
+        tf.range(len(flip_index), dtype=tf.int32),
+    )
+    return {
+        "image": warp_image(example["image"], matrix, input_size),
+        "keypoints_input_px": tf.gather(keypoints, order),
+        "visibility": tf.gather(visibility, order),
+        "crop_matrix": matrix,
+    }
+
+
+def jitter_colors(image, factors):
+    """Brightness, saturation and contrast factors (3,) applied to RGB in [0, 255].
+
+    In order: `x *= brightness`; `x = gray + saturation * (x - gray)` with `gray` the
+    per-pixel channel mean; `x = mean + contrast * (x - mean)` with `mean` the image's
+    mean intensity; clipped to [0, 255]. The three steps are linear, so they are folded
+    into one 3x3 colour matrix and an offset: a single pass over the pixels.
+    """
+    brightness, contrast, saturation = factors[0], factors[1], factors[2]
+    identity = tf.eye(3)
+    average = tf.fill([3, 3], 1.0 / 3.0)
+    mixing = brightness * (saturation * identity + (1.0 - saturation) * average)
+    channel_mean = tf.reduce_mean(image, axis=[0, 1])
+    mean = tf.reduce_mean(tf.linalg.matvec(mixing, channel_mean))
+    transformed = tf.tensordot(image, contrast * tf.transpose(mixing), axes=1)
+    return tf.clip_by_value(transformed + (1.0 - contrast) * mean, 0.0, 255.0)
+
+
+def pck_normalizer(example, joint_set: JointSet):
+    """The PCK(h) normaliser of a person in image px.
+
+    Head box (MPII): SC_BIAS (0.6) x the head box diagonal, as in the official kit; the
+    record's `person/normalize` when the box is absent. Torso (FLIC, LSP, COCO): the
+    distance between `joint_set.torso_joints` when both are annotated, else the record's
+    `person/normalize`.
+    """
+    fallback = example["record_normalize"]
+    if joint_set.normalizer == HEAD_BOX:
+        box = example["head_box"]
+        size = box[2:] - box[:2]
+        valid = (size[0] > 0) & (size[1] > 0)
+        return tf.where(valid, SC_BIAS * tf.norm(size), fallback)
+    if joint_set.torso_joints is None:
+        return fallback
+    first, second = joint_set.torso_joints
+    both = (example["visibility"][first] > 0) & (example["visibility"][second] > 0)
+    distance = tf.norm(example["keypoints"][first] - example["keypoints"][second])
+    return tf.where(both, distance, fallback)
+
+
+# --------------------------------------------------------------------------------------
+# Assembled datasets
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class ScanReport:
+    """What `scan_records` found: bad records and how much of each shard is readable.
+
+    Attributes:
+        total: int. Records the manifests declare.
+        bad: list of (shard path, record index, kind, detail). `kind` is a short label
+            ("corrupt or truncated shard", "undecodable image", "wrong joint count", ...).
+        readable: dict. Shard path -> records readable from its start.
+        lost: int. Records after a corrupt one in the same shard (unreadable).
+    """
+
+    total: int
+    bad: list
+    readable: dict
+    lost: int = 0
+
+    @property
+    def skipped(self) -> int:
+        return len(self.bad) + self.lost
+
+    def counts(self) -> dict:
+        """Skipped records per kind of problem."""
+        counts = {}
+        for _, _, kind, _ in self.bad:
+            counts[kind] = counts.get(kind, 0) + 1
+        if self.lost:
+            counts["unreadable after a corrupt record"] = self.lost
+        return counts
+
+    def summary(self) -> str:
+        if not self.skipped:
+            return f"scanned {self.total} records: all good"
+        parts = [f"{count} {kind}" for kind, count in sorted(self.counts().items())]
+        path, index, kind, detail = self.bad[0]
+        return (
+            f"skipped {self.skipped} of {self.total} records ({', '.join(parts)}); first: "
+            f"{path} record {index}: {detail}"
+        )
+
+
+def _problem_kind(problem: str) -> str:
+    for kind in (
+        "no image bytes",
+        "undecodable image",
+        "truncated",
+        "wrong joint count",
+        "visibility",
+        "all joints missing",
+        "non-finite",
+        "outside the image",
+        "image/height",
+        "person/scale",
+    ):
+        if kind in problem:
+            return {
+                "truncated": "truncated image",
+                "visibility": "bad visibility",
+                "non-finite": "non-finite keypoints",
+                "outside the image": "keypoints outside the image",
+                "image/height": "bad image size",
+                "person/scale": "bad centre or scale",
+            }.get(kind, kind)
+    return "bad record"
+
+
+def scan_records(pattern, joint_set: JointSet | None = None, keypoint_margin=0.1, decode=True):
+    """Read every record of a split in Python and list the bad ones.
+
+    The same checks as the pipeline (`parse_record`), plus a real decode of every image
+    (`decode=True`), so corrupt image data that still ends with its end marker is found
+    too. `data.skip_bad_records` runs it before training; it also checks converted data.
+
+    Returns:
+        ScanReport.
+    """
+    split = resolve_split(pattern)
+    joint_set = joint_set or split.joint_set
+    num_joints = joint_set.num_joints
+
+    @tf.function
+    def parse(serialized, source, index):
+        example = parse_record(
+            {"serialized": serialized, "source": source, "record_index": index},
+            num_joints,
+            keypoint_margin,
+        )
+        return example["problem"], example["encoded"], example["image_size"]
+
+    bad, readable, lost = [], {}, 0
+    for path, expected in zip(split.paths, split.counts, strict=True):
+        index = 0
+        iterator = iter(tf.data.TFRecordDataset(path))
+        while True:
+            try:
+                serialized = next(iterator)
+            except StopIteration:
+                break
+            except tf.errors.DataLossError as error:
+                message = error.message.strip().splitlines()[0]
+                bad.append((path, index, "corrupt or truncated shard", message))
+                lost += max(0, expected - index - 1)
+                break
+            problem, encoded, image_size = parse(serialized, path, tf.constant(index, tf.int64))
+            detail = problem.numpy().decode()
+            kind = _problem_kind(detail) if detail else ""
+            if not detail and decode:
+                try:
+                    decoded_size = tuple(decode_image(encoded).shape[:2])
+                    if decoded_size != tuple(image_size.numpy()):
+                        kind = "image size mismatch"
+                        detail = (
+                            f"the image decodes to {decoded_size} (height, width) but the "
+                            f"record says {tuple(image_size.numpy())}"
+                        )
+                except tf.errors.InvalidArgumentError as error:
+                    kind = "undecodable image"
+                    detail = f"undecodable image ({error.message.strip().splitlines()[0]})"
+            if detail:
+                bad.append((path, index, kind, detail))
+            index += 1
+        readable[path] = index
+    return ScanReport(total=split.count, bad=bad, readable=readable, lost=lost)
+
+
+def _default_pattern(config: Config, training: bool) -> str:
+    pattern = config.data.train_records if training else config.data.val_records
+    if pattern:
+        return pattern
+    from pose_keras.synthetic import ensure_synthetic
+
+    train_prefix, val_prefix = ensure_synthetic(config)
+    return str(train_prefix if training else val_prefix)
+
+
+def _good_records(config: Config, split: Split, training: bool, seed: int):
+    """Stages 1-3: records that passed the checks (or fail with a named error)."""
+    data = config.data
+    num_joints = split.joint_set.num_joints
+    if data.skip_bad_records:
+        report = scan_records(split.pattern, split.joint_set, data.keypoint_margin)
+        if report.skipped:
+            LOGGER.warning("%s: %s", split.pattern, report.summary())
+        take = [report.readable.get(path, 0) for path in split.paths]
+        bad_keys = [f"{path}#{index}" for path, index, _, _ in report.bad]
+    else:
+        if data.verify_checksums:
+            verify_shards(split)
+        take, bad_keys = None, []
+    dataset = read_records(split.paths, take, training=training, seed=seed)
+    # Shuffle the serialised records (cheap to hold); a buffer larger than the split
+    # would only hold repeats.
+    buffer = min(data.shuffle_buffer, split.count)
+    if training and buffer > 1:
+        dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.map(
+        lambda element: parse_record(element, num_joints, data.keypoint_margin),
+        num_parallel_calls=AUTOTUNE,
+    )
+    if bad_keys:
+        table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(bad_keys), tf.ones([len(bad_keys)], tf.int64)
+            ),
+            default_value=0,
+        )
+        dataset = dataset.filter(
+            lambda example: (
+                table.lookup(
+                    tf.strings.join(
+                        [example["source"], "#", tf.strings.as_string(example["record_index"])]
+                    )
+                )
+                == 0
+            )
+        )
+    return dataset.map(check_record, num_parallel_calls=AUTOTUNE)
+
+
+def prepared_examples(
+    config: Config, pattern: str | None = None, training: bool = True, seed: int | None = None
+) -> tf.data.Dataset:
+    """Unbatched person crops with their keypoints (what `show` draws).
+
+    Args:
+        config: Config.
+        pattern: str or None. Split prefix or shard glob; None = `data.train_records` /
+            `data.val_records`, or the synthetic dataset when those are empty.
+        training: bool. Shuffled, repeated, augmented (True) or one pass in record order
+            without augmentation (False). Default True.
+        seed: int or None. Seed of shuffling and augmentation; None = `train.seed`.
+
+    Returns:
+        tf.data.Dataset of dicts: "image" (S, S, 3) float32 RGB in [0, 255],
+        "keypoints_input_px" (J, 2), "visibility" (J,) int32, "crop_matrix" (2, 3) image px
+        -> input px, and the person's meta: "keypoints" (J, 2) image px, "head_box",
+        "normalize", "center", "scale", "person_id", "image_id", "image_size".
+    """
+    pattern = pattern or _default_pattern(config, training)
+    split = resolve_split(pattern)
+    joint_set = resolve_joint_set(config, split)
+    seed = config.train.seed if seed is None else int(seed)
+    data = config.data
+    input_size = config.model.input_size
+    flip_index = joint_set.flip_index
+
+    dataset = _good_records(config, split, training, seed).enumerate()
+
+    def prepare(position, example):
+        example = load_person(example)
+        if training:
+            augmentation = sample_augmentation(
+                tf.stack([tf.constant(seed, tf.int64), position]), data
+            )
+        else:
+            augmentation = identity_augmentation()
+        crop = crop_person(example, augmentation, input_size, data.box_scale, flip_index)
+        if training and data.color_jitter > 0:
+            crop["image"] = jitter_colors(crop["image"], augmentation["color"])
+        crop.update(
+            {
+                "keypoints": example["keypoints"],
+                "original_visibility": example["visibility"],
+                "head_box": example["head_box"],
+                "normalize": pck_normalizer(example, joint_set),
+                "center": example["center"],
+                "scale": example["scale"],
+                "person_id": example["person_id"],
+                "image_id": example["image_id"],
+                "image_size": example["image_size"],
+            }
+        )
+        return crop
+
+    dataset = dataset.map(prepare, num_parallel_calls=AUTOTUNE)
+    options = tf.data.Options()
+    options.deterministic = bool(data.deterministic)
+    return dataset.with_options(options)
+
+
+def training_dataset(config: Config, pattern: str | None = None, seed: int | None = None):
+    """Infinite, shuffled, augmented batches ready for `model.fit`.
+
+    The dataset repeats forever (each pass over the shards reshuffled); drive it with
+    `steps_per_epoch` (`count_people(pattern) // train.batch_size` for one pass per epoch).
+    Batches are full (`drop_remainder=True`).
+
+    Args:
+        config: Config. `model` (input size, outputs), `data` (augmentation, targets),
+            `train.batch_size` and `train.seed`.
+        pattern: str or None. Split prefix or shard glob; None = `data.train_records`, or
+            the synthetic training split (generated or reused) when that is empty.
+        seed: int or None. None = `train.seed`. The same seed gives identical batches.
+
+    Returns:
+        tf.data.Dataset of `(images, targets, weights)`: images float32 (B, S, S, 3) RGB in
+        [0, 255] (the model normalises); targets `{output_name: float32 (B, n, n, J)}` and
+        weights `{output_name: float32 (B, J)}` for every name of
+        `model.output_names(config.model)`.
+    """
+    examples = prepared_examples(config, pattern, training=True, seed=seed)
+    return _to_model_batches(examples, config, drop_remainder=True)
+
+
+def _to_model_batches(examples, config: Config, drop_remainder: bool, batch_size=None):
+    model_config, data_config = config.model, config.data
+
+    def to_model(batch):
+        targets, weights = make_targets(
+            batch["keypoints_input_px"], batch["visibility"], model_config, data_config
+        )
+        return batch["image"], targets, weights
+
+    batched = examples.map(
+        lambda example: {
+            "image": example["image"],
+            "keypoints_input_px": example["keypoints_input_px"],
+            "visibility": example["visibility"],
+        }
+    )
+    batched = batched.batch(batch_size or config.train.batch_size, drop_remainder=drop_remainder)
+    return batched.map(to_model, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+
+
+META_KEYS = (
+    "crop_matrix",
+    "keypoints",
+    "visibility",
+    "head_box",
+    "normalize",
+    "center",
+    "scale",
+    "person_id",
+    "image_id",
+    "image_size",
+)
+
+
+def validation_dataset(
+    config: Config,
+    pattern: str | None = None,
+    batch_size: int | None = None,
+    with_targets: bool = False,
+):
+    """One pass over a split in record order, without augmentation; no person dropped.
+
+    Args:
+        config: Config.
+        pattern: str or None. None = `data.val_records`, or the synthetic validation split.
+        batch_size: int or None. None = `train.batch_size`. The last batch may be smaller.
+        with_targets: bool. Yield `(images, targets, weights)` like `training_dataset`
+            (for a Keras validation loss) instead of `(images, meta)`. Default False.
+
+    Returns:
+        tf.data.Dataset of `(images, meta)`: images float32 (B, S, S, 3); meta a dict of
+        "crop_matrix" (B, 2, 3) float32 image px -> input px (`transforms.crop_matrix`),
+        "keypoints" (B, J, 2) image px, "visibility" (B, J) int32 (0 not annotated,
+        1 occluded, 2 visible), "head_box" (B, 4) image px (-1 when absent), "normalize"
+        (B,) the PCK(h) normaliser in image px (`pck_normalizer`), "center" (B, 2),
+        "scale" (B,), "person_id" (B,) int64, "image_id" (B,) string, "image_size" (B, 2)
+        (height, width).
+    """
+    examples = prepared_examples(config, pattern, training=False)
+    if with_targets:
+        return _to_model_batches(examples, config, drop_remainder=False, batch_size=batch_size)
+
+    def to_meta(example):
+        meta = {key: example[key] for key in META_KEYS}
+        meta["visibility"] = example["original_visibility"]
+        return example["image"], meta
+
+    dataset = examples.map(to_meta, num_parallel_calls=AUTOTUNE)
+    dataset = dataset.batch(batch_size or config.train.batch_size, drop_remainder=False)
+    return dataset.prefetch(AUTOTUNE)
+
+
+def split_summary(pattern) -> str:
+    """One line about a split (for CLIs): people, shards, joint set."""
+    split = resolve_split(pattern)
+    return (
+        f"{split.pattern}: {split.count} people in {len(split.paths)} shard(s), joint set "
+        f"{split.joint_set.name!r} ({split.joint_set.num_joints} joints)"
+    )
