@@ -286,7 +286,7 @@ def _record_spec():
     }
 
 
-def _has_end_marker(encoded, is_jpeg):
+def has_end_marker(encoded, is_jpeg):
     """True when the last bytes hold the JPEG EOI marker or the PNG IEND chunk type."""
     length = tf.strings.length(encoded)
     start = tf.maximum(length - END_MARKER_WINDOW, 0)
@@ -353,7 +353,7 @@ def parse_record(element, num_joints: int, keypoint_margin: float = 0.1) -> dict
             tf.constant("image bytes are neither JPEG nor PNG (undecodable image)"),
         ),
         (
-            (is_jpeg | is_png) & ~_has_end_marker(encoded, is_jpeg),
+            (is_jpeg | is_png) & ~has_end_marker(encoded, is_jpeg),
             tf.constant("image bytes are truncated (no JPEG/PNG end marker)"),
         ),
         (
