@@ -65,6 +65,12 @@ def output_scale(name: str) -> int:
         raise ValueError(f"Not a pose_keras output name: {name!r}") from None
 
 
+# Layers that emit heatmaps start near zero (normal, std 0.001, as the final layers of
+# Xiao et al.'s SimpleBaseline and HRNet): the first steps then start from the all-zero
+# prediction instead of spending epochs shrinking large random heatmaps.
+HEATMAP_INITIALIZER = {"class_name": "RandomNormal", "config": {"stddev": 0.001}}
+
+
 def apply_conv_bn_relu(x, filters, kernel_size, strides=1, name=None):
     """Conv -> BN -> ReLU (post-activation), as in Newell et al.'s stem and output layer."""
     x = keras.layers.Conv2D(
@@ -125,7 +131,9 @@ def apply_head(x, num_joints, name, activate=True):
     if activate:
         x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
         x = keras.layers.ReLU(name=f"{name}_relu")(x)
-    x = keras.layers.Conv2D(num_joints, 1, name=f"{name}_conv")(x)
+    x = keras.layers.Conv2D(
+        num_joints, 1, kernel_initializer=HEATMAP_INITIALIZER, name=f"{name}_conv"
+    )(x)
     # float32 so that mixed-precision training computes the loss in full precision.
     return keras.layers.Activation("linear", dtype="float32", name=name)(x)
 
@@ -190,7 +198,9 @@ def apply_global_regression(heatmaps_by_scale, num_joints, channels, heatmap_siz
         dilation *= 2
     x = keras.layers.BatchNormalization(name=f"{name}_out_bn")(x)
     x = keras.layers.ReLU(name=f"{name}_out_relu")(x)
-    return keras.layers.Conv2D(num_joints, 1, name=f"{name}_out_conv")(x)
+    return keras.layers.Conv2D(
+        num_joints, 1, kernel_initializer=HEATMAP_INITIALIZER, name=f"{name}_out_conv"
+    )(x)
 
 
 @keras.saving.register_keras_serializable(package="pose_keras")

@@ -31,6 +31,16 @@ TINY_MODEL = [
     "model.supervised_scales=1,2",
 ]
 
+# The learning test's recipe: ~1,500 augmented crops of the tiny network, a few minutes.
+LEARNING_OVERRIDES = [
+    "model.channels=32",
+    "model.stem_channels=32",
+    "train.epochs=16",
+    "train.batch_size=8",
+    "train.steps_per_epoch=32",
+    "train.learning_rate=2e-3",
+]
+
 
 @pytest.fixture(scope="module")
 def synthetic_cache(tmp_path_factory):
@@ -236,7 +246,11 @@ def test_nan_stops_training_with_a_clear_message_and_keeps_the_best_checkpoint(
     run_dir = tmp_path / "run"
     config = Config().with_overrides(
         tiny_overrides(
-            synthetic_cache, run_dir, "train.epochs=3", "train.steps_per_epoch=4", "train.batch_size=8"
+            synthetic_cache,
+            run_dir,
+            "train.epochs=3",
+            "train.steps_per_epoch=4",
+            "train.batch_size=8",
         )
     )
     with pytest.raises(TrainingDivergedError) as raised:
@@ -254,3 +268,54 @@ def test_nan_stops_training_with_a_clear_message_and_keeps_the_best_checkpoint(
     assert np.isfinite(kernel).all()
     # The backup holds the last finite epoch, so rerunning resumes from epoch 2.
     assert json.loads((run_dir / "backup" / "training_metadata.json").read_text())["epoch"] == 1
+
+
+# --------------------------------------------------------------------------------------
+# Learning: the embedded recipe really improves the validation metric
+# --------------------------------------------------------------------------------------
+
+
+def untrained_pckh(config):
+    """PCKh@0.5 of the model `fit` starts from (same seed), scored like the callback."""
+    from pose_keras import pipeline
+    from pose_keras.fit import validation_evaluator
+    from pose_keras.joints import MPII
+    from pose_keras.model import build_model
+    from pose_keras.synthetic import ensure_synthetic
+
+    _, val_pattern = ensure_synthetic(config, workers=1)
+    keras.utils.set_random_seed(config.train.seed)
+    model = build_model(config.model)
+    evaluate = validation_evaluator(
+        config.model, MPII, pipeline.validation_dataset(config, val_pattern)
+    )
+    return evaluate(model)["mean"]
+
+
+def test_training_raises_validation_pckh_by_twenty_points(synthetic_cache, tmp_path):
+    config = Config().with_overrides(
+        tiny_overrides(
+            synthetic_cache,
+            tmp_path / "run",
+            *LEARNING_OVERRIDES,
+        )
+    )
+    before = untrained_pckh(config)
+    result = fit(config, verbose=0)
+    curve = [entry["val_pckh"] for entry in result.metrics["epochs"]]
+    assert len(curve) == config.train.epochs
+    # The history and metrics.json carry the same per-epoch values.
+    np.testing.assert_allclose(result.history["val_pckh"], curve, rtol=1e-6)
+    assert max(curve) >= before + 20, f"untrained {before:.1f}, per epoch {curve}"
+    assert result.metrics["best"]["val_pckh"] == max(curve)
+    # TensorBoard: scalars from Keras and, per epoch, the heatmap image summary.
+    import tensorflow as tf
+
+    image_tags = [
+        value.tag
+        for path in (tmp_path / "run" / "tensorboard" / "heatmaps").glob("events.out.*")
+        for event in tf.compat.v1.train.summary_iterator(str(path))
+        for value in event.summary.value
+    ]
+    assert image_tags.count("validation/input_predicted_target") == config.train.epochs
+    assert list((tmp_path / "run" / "tensorboard" / "train").glob("events.out.*"))
