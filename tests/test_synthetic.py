@@ -3,7 +3,6 @@
 import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -38,15 +37,6 @@ def test_worker_count_does_not_change_the_output(tmp_path):
     one = synthetic.write_split(tmp_path / "one", 10, 0, "train", workers=1)
     two = synthetic.write_split(tmp_path / "two", 10, 0, "train", workers=2)
     assert [shard["sha256"] for shard in one.shards] == [shard["sha256"] for shard in two.shards]
-
-
-def test_generation_speed_fits_the_budget():
-    # Budget: 2,500 people in <= 60 s on 2 cores, i.e. <= 48 ms per person per core.
-    start = time.perf_counter()
-    for index in range(40):
-        synthetic.make_record(0, "train", index)
-    per_person = (time.perf_counter() - start) / 40
-    assert per_person < 0.048, f"{per_person * 1000:.1f} ms per person"
 
 
 def test_annotations_follow_mpii_conventions():
