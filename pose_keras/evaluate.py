@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pose_keras import metrics
+from pose_keras import metrics, runs
 from pose_keras.joints import MPII, JointSet, get_joint_set
 
 # `dataset_joints` of gt_valid.mat (Tompson et al.'s evaluation format), in MPII id order.
@@ -487,17 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
     model_group.add_argument(
         "--batch-size", type=int, default=32, help="People per model call (default 32)."
     )
-    model_group.add_argument(
-        "--prefer",
-        choices=("model", "best"),
-        default="model",
-        help="In a run directory, evaluate model.keras (default) or best.keras.",
-    )
-    model_group.add_argument(
-        "--joints",
-        default=None,
-        help="Joint set of a bare .keras file without joints.json (mpii, flic, lsp, coco).",
-    )
+    runs.add_model_arguments(model_group, verb="evaluate")
     file_group = parser.add_argument_group("predictions-file mode")
     file_group.add_argument(
         "--predictions",

@@ -61,7 +61,7 @@ if __name__ == "__main__":
 
 import tensorflow as tf  # noqa: E402
 
-from pose_keras import decode, pipeline  # noqa: E402
+from pose_keras import decode, pipeline, runs  # noqa: E402
 from pose_keras.predict import input_size_of, output_name_of  # noqa: E402
 from pose_keras.transforms import resize_matrix  # noqa: E402
 
@@ -670,17 +670,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="Also return the heatmaps from serving_default (large: H x H x J floats a person).",
     )
-    parser.add_argument(
-        "--joints",
-        default=None,
-        help="Joint set of a bare .keras file without joints.json (mpii, flic, lsp, coco).",
-    )
-    parser.add_argument(
-        "--prefer",
-        choices=("model", "best"),
-        default="model",
-        help="In a run directory, use model.keras (default) or best.keras.",
-    )
+    runs.add_model_arguments(parser)
     return parser
 
 

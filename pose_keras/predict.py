@@ -40,7 +40,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from pose_keras import decode
+from pose_keras import decode, runs
 from pose_keras.joints import JointSet
 from pose_keras.transforms import box_px_from_scale, center_and_scale_from_box, crop_matrix
 
@@ -748,17 +748,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="Process at most this many frames of each video (default: all).",
     )
     parser.add_argument("--no-overlays", action="store_true", help="Write the keypoint files only.")
-    parser.add_argument(
-        "--joints",
-        default=None,
-        help="Joint set of a bare .keras file without joints.json (mpii, flic, lsp, coco).",
-    )
-    parser.add_argument(
-        "--prefer",
-        choices=("model", "best"),
-        default="model",
-        help="In a run directory, use model.keras (default) or best.keras.",
-    )
+    runs.add_model_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="No progress bar.")
     return parser
 

@@ -106,3 +106,18 @@ def load_run(path, joints=None, prefer="model") -> Run:
             f"{joint_set.name!r} has {joint_set.num_joints}."
         )
     return Run(model=model, joint_set=joint_set, config=config, path=model_path)
+
+
+def add_model_arguments(parser, verb: str = "use") -> None:
+    """The `--prefer` and `--joints` flags of every command that loads a model."""
+    parser.add_argument(
+        "--prefer",
+        choices=("model", "best"),
+        default="model",
+        help=f"In a run directory, {verb} model.keras (default) or best.keras.",
+    )
+    parser.add_argument(
+        "--joints",
+        default=None,
+        help="Joint set of a bare .keras file without joints.json (mpii, flic, lsp, coco).",
+    )
