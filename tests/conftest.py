@@ -17,3 +17,21 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real test data not found at {SHARED_DATA} (see README, 'Tests')")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="module")
+def tiny_model_path(tmp_path_factory):
+    """A random 64 px, 1-stack, 16-channel model saved as a bare `.keras` file."""
+    from pose_keras.model import MultiScaleHourglass
+
+    model = MultiScaleHourglass(
+        stacks=1,
+        channels=16,
+        input_size=64,
+        stem_channels=16,
+        regression_channels=16,
+        supervised_scales=(1, 2),
+    )
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    model.save(path)
+    return path

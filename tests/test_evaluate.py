@@ -182,23 +182,6 @@ def mpii_records(shared_data, tmp_path_factory):
     return prefix
 
 
-@pytest.fixture(scope="module")
-def tiny_model_path(tmp_path_factory):
-    from pose_keras.model import MultiScaleHourglass
-
-    model = MultiScaleHourglass(
-        stacks=1,
-        channels=16,
-        input_size=64,
-        stem_channels=16,
-        regression_channels=16,
-        supervised_scales=(1, 2),
-    )
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    model.save(path)
-    return path
-
-
 def test_evaluate_model_on_records(tiny_model_path, mpii_records, tmp_path, capsys):
     output = tmp_path / "evaluation"
     status = evaluate.main(

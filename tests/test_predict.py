@@ -14,23 +14,6 @@ from pose_keras.transforms import apply_affine, crop_matrix, invert_affine
 
 
 @pytest.fixture(scope="module")
-def tiny_model_path(tmp_path_factory):
-    from pose_keras.model import MultiScaleHourglass
-
-    model = MultiScaleHourglass(
-        stacks=1,
-        channels=16,
-        input_size=64,
-        stem_channels=16,
-        regression_channels=16,
-        supervised_scales=(1, 2),
-    )
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    model.save(path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def tiny_model(tiny_model_path):
     from pose_keras.runs import load_model
 
