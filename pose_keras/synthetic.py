@@ -20,8 +20,9 @@ Each example is one 192 x 192 JPEG scene holding one annotated figure:
   lengths, solid/striped/noisy textures, part outlines, limb widths (build factor).
 - Left and right: every figure faces the camera (its right side on the image's left when
   upright, as for most people in MPII), so the torso's chirality and the face tell the
-  sides apart; right-side limbs are also drawn slightly darker, a subtle, consistent cue
-  that survives flip augmentation (flipping swaps the labels together with the shading).
+  sides apart; right-side limbs are also drawn slightly darker. (Flip augmentation mirrors
+  the pixels and swaps the labels, so in flipped training crops the darker limbs carry
+  the left labels: the shading is a cue only without flips, e.g. on the validation split.)
 - Scene: gradient background with random shapes, limb-like bars and stripes (clutter),
   0-2 unannotated distractor figures (partly overlapping, behind or in front), 0-2
   occluders (rectangles, ellipses, polygons) near the figure, sensor noise, blur, JPEG
