@@ -185,15 +185,12 @@ def _sha256(path) -> str:
 def _readable_records(path) -> tuple[int, str | None]:
     """How many records of a shard can be read, and TF's message where reading stops."""
     count = 0
-    iterator = iter(tf.data.TFRecordDataset(path))
-    while True:
-        try:
-            next(iterator)
-        except StopIteration:
-            return count, None
-        except tf.errors.DataLossError as error:
-            return count, error.message.strip().splitlines()[0]
-        count += 1
+    try:
+        for index, _ in records.iterate_shard(path):
+            count = index + 1
+    except records.CorruptShardError as error:
+        return error.index, error.detail.splitlines()[0]
+    return count, None
 
 
 def verify_shards(split: Split) -> None:
@@ -733,37 +730,32 @@ def scan_records(pattern, joint_set: JointSet | None = None, keypoint_margin=0.1
 
     bad, readable, lost = [], {}, 0
     for path, expected in zip(split.paths, split.counts, strict=True):
-        index = 0
-        iterator = iter(tf.data.TFRecordDataset(path))
-        while True:
-            try:
-                serialized = next(iterator)
-            except StopIteration:
-                break
-            except tf.errors.DataLossError as error:
-                message = error.message.strip().splitlines()[0]
-                bad.append((path, index, "corrupt or truncated shard", message))
-                lost += max(0, expected - index - 1)
-                break
-            problem, encoded, image_size = parse(serialized, path, tf.constant(index, tf.int64))
-            detail = problem.numpy().decode()
-            kind = _problem_kind(detail) if detail else ""
-            if not detail and decode:
-                try:
-                    decoded_size = tuple(decode_image(encoded).shape[:2])
-                    if decoded_size != tuple(image_size.numpy()):
-                        kind = "image size mismatch"
-                        detail = (
-                            f"the image decodes to {decoded_size} (height, width) but the "
-                            f"record says {tuple(image_size.numpy())}"
-                        )
-                except tf.errors.InvalidArgumentError as error:
-                    kind = "undecodable image"
-                    detail = f"undecodable image ({error.message.strip().splitlines()[0]})"
-            if detail:
-                bad.append((path, index, kind, detail))
-            index += 1
-        readable[path] = index
+        read = 0
+        try:
+            for index, serialized in records.iterate_shard(path):
+                read = index + 1
+                problem, encoded, image_size = parse(serialized, path, tf.constant(index, tf.int64))
+                detail = problem.numpy().decode()
+                kind = _problem_kind(detail) if detail else ""
+                if not detail and decode:
+                    try:
+                        decoded_size = tuple(decode_image(encoded).shape[:2])
+                        if decoded_size != tuple(image_size.numpy()):
+                            kind = "image size mismatch"
+                            detail = (
+                                f"the image decodes to {decoded_size} (height, width) but the "
+                                f"record says {tuple(image_size.numpy())}"
+                            )
+                    except tf.errors.InvalidArgumentError as error:
+                        kind = "undecodable image"
+                        detail = f"undecodable image ({error.message.strip().splitlines()[0]})"
+                if detail:
+                    bad.append((path, index, kind, detail))
+        except records.CorruptShardError as error:
+            detail = error.detail.splitlines()[0]
+            bad.append((path, error.index, "corrupt or truncated shard", detail))
+            lost += max(0, expected - error.index - 1)
+        readable[path] = read
     return ScanReport(total=split.count, bad=bad, readable=readable, lost=lost)
 
 

@@ -383,28 +383,44 @@ def joint_set_of(pattern) -> JointSet:
     return JointSet.from_dict(read_manifest(pattern)["joint_set"])
 
 
+class CorruptShardError(ValueError):
+    """A shard cannot be read from record `index` on (truncated or corrupt bytes)."""
+
+    def __init__(self, path, index: int, detail: str):
+        self.path, self.index, self.detail = str(path), index, detail
+        super().__init__(f"{path}: record {index} is corrupt or truncated ({detail}).")
+
+
+def iterate_shard(path):
+    """Yield `(index, serialized)` for a shard's records in order.
+
+    Raises `CorruptShardError` at the first record that cannot be read (TF's
+    `DataLossError`), with the number of records read before it as `index`.
+    """
+    import tensorflow as tf
+
+    iterator = iter(tf.data.TFRecordDataset(str(path)))
+    index = 0
+    while True:
+        try:
+            serialized = next(iterator)
+        except StopIteration:
+            return
+        except tf.errors.DataLossError as error:
+            raise CorruptShardError(path, index, error.message.strip()) from None
+        yield index, serialized
+        index += 1
+
+
 def read_people(pattern, limit=None):
     """Yield `PersonRecord`s from shards in order (numpy; for tools and tests).
 
     A corrupt or truncated shard raises `ValueError` naming the file and record index.
     """
-    import tensorflow as tf
-
     yielded = 0
     for path in shard_paths(pattern):
-        index = 0
-        iterator = iter(tf.data.TFRecordDataset(path))
-        while True:
-            try:
-                serialized = next(iterator)
-            except StopIteration:
-                break
-            except tf.errors.DataLossError as error:
-                raise ValueError(
-                    f"{path}: record {index} is corrupt or truncated ({error.message.strip()})."
-                ) from None
+        for index, serialized in iterate_shard(path):
             yield example_to_record(serialized.numpy(), source=f"{path} record {index}")
-            index += 1
             yielded += 1
             if limit is not None and yielded >= limit:
                 return
