@@ -551,6 +551,17 @@ class Predictor:
             for position in range(len(items))
         ]
 
+    def overlay(self, image, keypoints, scores, boxes):
+        """The image with every person's skeleton (joints under the score threshold left out)."""
+        return draw_people(
+            image,
+            keypoints,
+            scores,
+            self.joint_set,
+            boxes=boxes,
+            score_threshold=self.score_threshold,
+        )
+
 
 def _unique_name(directory: Path, stem: str, suffix: str, used: set) -> Path:
     name = f"{stem}{suffix}"
@@ -572,14 +583,7 @@ def predict_images(predictor: Predictor, paths, boxes, overlay_dir, used_names, 
         for (path, image, person_boxes), (keypoints, scores) in zip(pending, results, strict=True):
             entries.extend(person_entries(path, None, person_boxes, keypoints, scores))
             if overlay_dir is not None:
-                overlay = draw_people(
-                    image,
-                    keypoints,
-                    scores,
-                    predictor.joint_set,
-                    boxes=person_boxes,
-                    score_threshold=predictor.score_threshold,
-                )
+                overlay = predictor.overlay(image, keypoints, scores, person_boxes)
                 _write_image_atomic(
                     _unique_name(overlay_dir, Path(path).stem, ".png", used_names), overlay
                 )
@@ -622,14 +626,7 @@ def predict_video(predictor: Predictor, path, boxes, overlay_dir, used_names, ma
         for (frame, image, person_boxes), (keypoints, scores) in zip(pending, results, strict=True):
             entries.extend(person_entries(path, frame, person_boxes, keypoints, scores))
             if overlay_dir is not None:
-                overlay = draw_people(
-                    image,
-                    keypoints,
-                    scores,
-                    predictor.joint_set,
-                    boxes=person_boxes,
-                    score_threshold=predictor.score_threshold,
-                )
+                overlay = predictor.overlay(image, keypoints, scores, person_boxes)
                 if writer is None:
                     height, width = overlay.shape[:2]
                     writer = cv2.VideoWriter(
