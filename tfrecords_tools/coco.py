@@ -29,7 +29,6 @@ Conventions:
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +42,7 @@ from tfrecords_tools.common import (
     Reading,
     add_common_arguments,
     convert_from_arguments,
+    load_json,
     require_file,
     run_command_line,
 )
@@ -71,10 +71,7 @@ def read_coco(path, skip_invalid: bool = False) -> Reading:
         `Reading` with one `Annotation` per kept person instance, in file order.
     """
     path = require_file(path)
-    try:
-        data = json.loads(Path(path).read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ConversionError(f"{path}: not valid JSON ({error}).") from None
+    data = load_json(path)
     if not isinstance(data, dict) or not {"images", "annotations", "categories"} <= set(data):
         raise ConversionError(f"{path}: expected a COCO file with images, annotations, categories.")
     people_categories = [c for c in data["categories"] if c.get("keypoints")]

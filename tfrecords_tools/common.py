@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import collections
 import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
@@ -134,6 +135,14 @@ def require_file(path) -> Path:
     if not path.is_file():
         raise ConversionError(f"{path}: annotation file not found.")
     return path
+
+
+def load_json(path):
+    """Parse a JSON annotation file; a `ConversionError` names the file when it is not JSON."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConversionError(f"{path}: not valid JSON ({error}).") from None
 
 
 def center_and_scale_from_joints(keypoints, visibility):

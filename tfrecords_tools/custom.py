@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 from pathlib import Path
 
@@ -54,6 +53,7 @@ from tfrecords_tools.common import (
     add_common_arguments,
     center_and_scale_from_joints,
     convert_from_arguments,
+    load_json,
     require_file,
     run_command_line,
 )
@@ -73,10 +73,7 @@ class _RecordError(ValueError):
 def load_joint_set(path) -> JointSet:
     """Read a joint-set JSON file (`JointSet.to_dict` form); errors name the file."""
     path = require_file(path)
-    try:
-        data = json.loads(Path(path).read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ConversionError(f"{path}: not valid JSON ({error}).") from None
+    data = load_json(path)
     if not isinstance(data, dict):
         raise ConversionError(f"{path}: a joint file is a JSON object with 'name' and 'names'.")
     try:
@@ -246,10 +243,7 @@ def read_custom_json(path, joint_set: JointSet, one_based=False, skip_invalid=Fa
     Args: as `read_custom_csv`. `person_id` is the 0-based list index.
     """
     path = require_file(path)
-    try:
-        data = json.loads(Path(path).read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ConversionError(f"{path}: not valid JSON ({error}).") from None
+    data = load_json(path)
     if not isinstance(data, list):
         raise ConversionError(f"{path}: expected a JSON list of people.")
     reading = Reading(source=str(path), format="custom-json")

@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +70,7 @@ from tfrecords_tools.common import (
     Reading,
     add_common_arguments,
     convert_from_arguments,
+    load_json,
     require_file,
     run_command_line,
 )
@@ -225,13 +225,6 @@ def _crop_center(objpos, scale):
     return np.array([objpos[0] - 1.0, objpos[1] + CENTER_SHIFT_PER_SCALE * scale - 1.0])
 
 
-def _load_json(path):
-    try:
-        return json.loads(Path(path).read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ConversionError(f"{path}: not valid JSON ({error}).") from None
-
-
 def read_mpii_json(path, split: str = "all", skip_invalid: bool = False) -> Reading:
     """Read an MPII JSON file: HRNet/mmpose layout or `mpii_annotations.json`.
 
@@ -253,7 +246,7 @@ def read_mpii_json(path, split: str = "all", skip_invalid: bool = False) -> Read
         `Reading`; `person_id` counts the entries of the selected split.
     """
     path = require_file(path)
-    data = _load_json(path)
+    data = load_json(path)
     if isinstance(data, dict) and isinstance(data.get("root"), list):
         data = data["root"]
     if not isinstance(data, list) or not data or not isinstance(data[0], dict):
