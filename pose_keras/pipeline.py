@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import hashlib
 import logging
 import math
 import os
@@ -174,14 +173,6 @@ def resolve_joint_set(config: Config, split: Split) -> JointSet:
 _VERIFIED = {}  # (path, size, mtime_ns) -> True: shards already hashed in this process
 
 
-def _sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _readable_records(path) -> tuple[int, str | None]:
     """How many records of a shard can be read, and TF's message where reading stops."""
     count = 0
@@ -207,7 +198,7 @@ def verify_shards(split: Split) -> None:
         key = (os.path.abspath(path), status.st_size, status.st_mtime_ns)
         if checksum is None or _VERIFIED.get(key):
             continue
-        if _sha256(path) == checksum:
+        if records.sha256_of_file(path) == checksum:
             _VERIFIED[key] = True
             continue
         readable, message = _readable_records(path)

@@ -215,7 +215,8 @@ def example_to_record(serialized: bytes, source: str = "record") -> PersonRecord
     )
 
 
-def _sha256(path) -> str:
+def sha256_of_file(path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks (the manifests' shard checksums)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -291,7 +292,7 @@ class ShardedWriter:
         final = Path(str(self._temporary)[: -len(".tmp")])
         os.replace(self._temporary, final)
         self.shards.append(
-            {"file": final.name, "count": self._count_in_shard, "sha256": _sha256(final)}
+            {"file": final.name, "count": self._count_in_shard, "sha256": sha256_of_file(final)}
         )
         self._writer = None
         self._temporary = None
