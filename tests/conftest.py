@@ -1,5 +1,6 @@
 """Shared test fixtures: the real data beside the repository, quiet TensorFlow logs."""
 
+import json
 import os
 from pathlib import Path
 
@@ -35,3 +36,15 @@ def tiny_model_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
     model.save(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def coco_boxes(shared_data) -> dict:
+    """Every person box of the COCO sample by file name (bbox x, y, w, h -> x0, y0, x1, y1)."""
+    data = json.loads((shared_data / "coco" / "person_keypoints_sample.json").read_text())
+    names = {image["id"]: image["file_name"] for image in data["images"]}
+    boxes = {}
+    for annotation in data["annotations"]:
+        x, y, width, height = annotation["bbox"]
+        boxes.setdefault(names[annotation["image_id"]], []).append([x, y, x + width, y + height])
+    return boxes

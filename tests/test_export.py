@@ -98,17 +98,6 @@ def tiny_model(run_dir):
     return load_run(run_dir).model
 
 
-def coco_boxes(shared_data):
-    """Every person box of the COCO sample, by file name (bbox x, y, w, h -> x0, y0, x1, y1)."""
-    data = json.loads((shared_data / "coco" / "person_keypoints_sample.json").read_text())
-    names = {image["id"]: image["file_name"] for image in data["images"]}
-    boxes = {}
-    for annotation in data["annotations"]:
-        x, y, width, height = annotation["bbox"]
-        boxes.setdefault(names[annotation["image_id"]], []).append([x, y, x + width, y + height])
-    return boxes
-
-
 def run_predict(run_dir, inputs, output, boxes=None, flip=False):
     """`python -m pose_keras.predict` (in process) -> its keypoints.json people."""
     arguments = ["--model", str(run_dir), "--output", str(output), "--no-overlays", "--quiet"]
@@ -147,9 +136,9 @@ def assert_same_people(outputs, people, tolerance_px=0.5):
 
 
 @pytest.fixture(scope="module")
-def real_inputs(shared_data):
+def real_inputs(shared_data, coco_boxes):
     coco = shared_data / "coco" / "images"
-    return [shared_data / "mpii" / "images"] + sorted(coco.glob("*.jpg")), coco_boxes(shared_data)
+    return [shared_data / "mpii" / "images"] + sorted(coco.glob("*.jpg")), coco_boxes
 
 
 # --------------------------------------------------------------------------------------
@@ -503,9 +492,9 @@ def test_readme_rest_example_matches_the_signature_and_runs(loaded, exported, sh
 
 
 @pytest.fixture(scope="module")
-def real_crops(shared_data):
+def real_crops(shared_data, coco_boxes):
     image = predict.read_image(shared_data / "coco" / "images" / "000000196141.jpg")
-    boxes = coco_boxes(shared_data)["000000196141.jpg"]
+    boxes = coco_boxes["000000196141.jpg"]
     crops, _ = predict.crop_people(image, boxes, INPUT_SIZE)
     return crops
 

@@ -119,19 +119,10 @@ def test_read_boxes_rejects_bad_files(tmp_path, name, content, message):
     assert str(path) in str(error.value)
 
 
-def coco_boxes(shared_data):
-    """Real person boxes of the COCO sample (bbox x, y, w, h -> x0, y0, x1, y1)."""
-    data = json.loads((shared_data / "coco" / "person_keypoints_sample.json").read_text())
-    names = {image["id"]: image["file_name"] for image in data["images"]}
-    boxes = {}
-    for annotation in data["annotations"]:
-        x, y, width, height = annotation["bbox"]
-        boxes.setdefault(names[annotation["image_id"]], []).append([x, y, x + width, y + height])
-    return boxes
-
-
-def test_predict_command_on_real_images_and_video(tiny_model_path, shared_data, tmp_path, capsys):
-    boxes = coco_boxes(shared_data)
+def test_predict_command_on_real_images_and_video(
+    tiny_model_path, shared_data, coco_boxes, tmp_path, capsys
+):
+    boxes = coco_boxes
     box_file = tmp_path / "boxes.json"
     box_file.write_text(json.dumps(boxes))
     video = shared_data / "video" / "posetrack18_000001_mpiinew.mp4"
