@@ -61,6 +61,9 @@ class ModelConfig:
         global_regression: bool. Add the global keypoint regression network (paper §2.2)
             producing the `refined` output. Default True.
         regression_channels: int. Width of the regression network. Default 64.
+        regression_residual: bool. Add the regression network's output to the last stack's
+            GT heatmaps (`refined` = heatmaps + correction); False: its output is `refined`
+            itself. Default True.
         stem_channels: int. Width of the stem's residual blocks; its 7x7 conv has half.
             Default 128 (Newell et al.; the analytic sizes in SPEC §1 assume it).
     """
@@ -74,6 +77,7 @@ class ModelConfig:
     scale_feedback: bool = True
     global_regression: bool = True
     regression_channels: int = 64
+    regression_residual: bool = True
     stem_channels: int = 128
 
     def __post_init__(self):

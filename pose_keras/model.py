@@ -21,7 +21,8 @@ Design choices the paper leaves open (documented in README.md, "The network"):
   upsampled to GT resolution and concatenated, pass through a 1x1 conv and pre-activation
   bottleneck blocks with dilations 1, 2, 4, ... up to heatmap_size / 4 (receptive field
   63 px at 64x64, i.e. the whole crop), then a 1x1 conv. Its output is added to the last
-  stack's GT heatmaps (a residual refinement), giving `refined`.
+  stack's GT heatmaps (a residual refinement), giving `refined`; with
+  `regression_residual=False` its output is `refined` itself.
 """
 
 import keras
@@ -227,6 +228,8 @@ class MultiScaleHourglass(keras.Model):
         scale_feedback: bool. Feed coarse heatmaps into the next deconv layer. Default True.
         global_regression: bool. Add the regression network and `refined`. Default True.
         regression_channels: int. Width of the regression network. Default 64.
+        regression_residual: bool. `refined` = last GT heatmaps + the regression output
+            (True) or the regression output alone (False). Default True.
         stem_channels: int. Width of the stem's residual blocks (its 7x7 conv has half).
             Default 128 (Newell et al.).
 
@@ -254,6 +257,7 @@ class MultiScaleHourglass(keras.Model):
         global_regression=True,
         regression_channels=64,
         stem_channels=128,
+        regression_residual=True,
         **kwargs,
     ):
         model_config = ModelConfig(
@@ -267,6 +271,7 @@ class MultiScaleHourglass(keras.Model):
             global_regression=global_regression,
             regression_channels=regression_channels,
             stem_channels=stem_channels,
+            regression_residual=regression_residual,
         )
         supervised_scales = model_config.supervised_scales
         heatmap_size = model_config.heatmap_size
@@ -306,7 +311,9 @@ class MultiScaleHourglass(keras.Model):
             delta = apply_global_regression(
                 heads, num_joints, regression_channels, heatmap_size, name="regression"
             )
-            refined = keras.layers.Add(name="regression_add")([heads[1], delta])
+            refined = delta
+            if regression_residual:
+                refined = keras.layers.Add(name="regression_add")([heads[1], delta])
             outputs["refined"] = keras.layers.Activation("linear", dtype="float32", name="refined")(
                 refined
             )
@@ -324,6 +331,7 @@ class MultiScaleHourglass(keras.Model):
         self.global_regression = global_regression
         self.regression_channels = regression_channels
         self.stem_channels = stem_channels
+        self.regression_residual = regression_residual
 
     @property
     def model_config(self) -> ModelConfig:
@@ -338,6 +346,7 @@ class MultiScaleHourglass(keras.Model):
             global_regression=self.global_regression,
             regression_channels=self.regression_channels,
             stem_channels=self.stem_channels,
+            regression_residual=self.regression_residual,
         )
 
     @property
@@ -358,6 +367,7 @@ class MultiScaleHourglass(keras.Model):
             "global_regression": self.global_regression,
             "regression_channels": self.regression_channels,
             "stem_channels": self.stem_channels,
+            "regression_residual": self.regression_residual,
         }
 
     @classmethod
@@ -378,5 +388,6 @@ def build_model(model_config: ModelConfig, name="multiscale_hourglass") -> Multi
         global_regression=model_config.global_regression,
         regression_channels=model_config.regression_channels,
         stem_channels=model_config.stem_channels,
+        regression_residual=model_config.regression_residual,
         name=name,
     )
