@@ -1,0 +1,747 @@
+"""DeepLabCut project (single animal) -> TFRecords, with a seeded train/validation split.
+
+A DeepLabCut project folder (DeepLabCut/DeepLabCut `docs/standardDeepLabCut_UserGuide.md`;
+the layout checked on the openfield demo `examples/openfield-Pranav-2018-10-30/`) holds:
+
+- `config.yaml`: `Task`, `scorer`, `bodyparts` (the joint names, in order), `skeleton`
+  (pairs of body-part names, drawn only), `multianimalproject`.
+- `labeled-data/<video>/CollectedData_<scorer>.csv` (and the same table as `.h5`, written
+  by pandas `to_hdf(..., "df_with_missing")`): a 3-row header `scorer` / `bodyparts` /
+  `coords` (`x`, `y` per body part), then one row per labelled frame. The frame's image
+  path relative to the project (`labeled-data/<video>/img0000.png`) is the first cell, or,
+  in DeepLabCut >= 2.3, split over three index cells (`labeled-data`, `<video>`,
+  `img0000.png`). Coordinates are 0-based pixel centres (DeepLabCut's labelling GUIs show
+  pixel centres at integer coordinates); an empty or NaN cell is an unlabelled part.
+  Multi-animal projects add an `individuals` header row: not supported yet.
+
+Conventions of this converter:
+
+- Joint set: `config.yaml`'s body parts (joint set and dataset name = `Task`), the
+  skeleton as limbs, flip pairs from left/right names (`leftear`/`rightear`,
+  `left_paw`/`right_paw`, `LeftEar`/`RightEar`, `l_ear`/`r_ear`, `ear_l`/`ear_r`; see
+  `flip_pairs_from_names`) or given with `--flip-pairs a:b,c:d` (`none` for no pairs).
+- Visibility: 2 for a labelled part (DeepLabCut has no occlusion flag), 0 for an empty/NaN
+  cell. A frame with no labelled part is skipped and counted (DeepLabCut drops such rows
+  from its training set too).
+- Person box (DeepLabCut has none): the extent of the labelled parts, widened by
+  `box_margin` (default 0.1) times its longer side on every side, so the box side is 1.2x
+  the longer extent; centre = box centre, scale = longer box side / 200. The training
+  pipeline adds its own 25% margin around that. A frame with fewer than two distinct
+  labelled parts has no extent: its box side is the median box side of the other frames.
+- Which annotation file: per `labeled-data/<video>/` folder, `CollectedData_<scorer>.csv`,
+  else its `.h5` (needs PyTables, `pip install tables`), else the one `CollectedData_*`
+  file there. Folders without one are not labelled yet; they are listed in the manifest.
+- Split (`split_frames`): frames are shuffled with `numpy.random.default_rng(seed)`; the
+  first `round(val_fraction * frames)` go to validation (at least one when
+  `0 < val_fraction`, at least one left for training when `val_fraction < 1`). `person/id`
+  is the frame's index in the project's sorted frame list, the same in both splits.
+  `--val-fraction 1` writes only `PREFIX-val`; `--val-fraction 0` only `PREFIX-train`; the
+  split not written has its files of an earlier run at that prefix removed, so that a later
+  `fit` cannot pick up stale records.
+
+The joint-set and person-box helpers here (`flip_pairs_from_names`, `parse_flip_pairs`,
+`joint_set_from_names`, `annotation_from_points`) are shared with the labelling-tool
+converters (`tfrecords_tools.labelstudio`, `.cvat`, `.labelme`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+
+from pose_keras.joints import JointSet
+from pose_keras.transforms import PIXELS_PER_SCALE, center_and_scale_from_box
+from tfrecords_tools.common import (
+    INVALID_RECORD,
+    NO_ANNOTATED_JOINTS,
+    Annotation,
+    ConversionError,
+    Reading,
+    add_common_arguments,
+    convert,
+    require_file,
+    run_command_line,
+)
+
+DEFAULT_BOX_MARGIN = 0.1
+DEFAULT_VAL_FRACTION = 0.2
+DEFAULT_SEED = 0
+VISIBLE = 2
+FOLDERS_WITHOUT_LABELS = "folders_without_labels"
+
+# --- joint sets named by their labels (shared with the labelling-tool converters) -------
+
+_SIDE_WORDS = (("left", "right"), ("Left", "Right"), ("LEFT", "RIGHT"))
+_SEPARATORS = "_-. "
+
+
+def _counterparts(name: str) -> set:
+    """Names that `name` turns into when left and right trade places."""
+    found = set()
+    for left, right in _SIDE_WORDS:
+        for word, other in ((left, right), (right, left)):
+            if word in name:
+                found.add(name.replace(word, other))
+    # One-letter side tokens only as a whole token: `l_ear`, `ear_l`, `L-paw`, `paw.R`.
+    for left, right in (("l", "r"), ("L", "R")):
+        for letter, other in ((left, right), (right, left)):
+            if len(name) > 2 and name[0] == letter and name[1] in _SEPARATORS:
+                found.add(other + name[1:])
+            if len(name) > 2 and name[-1] == letter and name[-2] in _SEPARATORS:
+                found.add(name[:-1] + other)
+    found.discard(name)
+    return found
+
+
+def flip_pairs_from_names(names) -> tuple:
+    """Left/right joint pairs found from the names alone.
+
+    Two joints pair when one name becomes the other by swapping `left`/`right` (any case:
+    `leftear`/`rightear`, `LeftEar`/`RightEar`, `left_paw`/`right_paw`), or a one-letter
+    side token at the start or end (`l_ear`/`r_ear`, `ear_L`/`ear_R`).
+
+    Raises:
+        ValueError: a joint would be in two pairs (give the pairs explicitly).
+
+    >>> flip_pairs_from_names(["snout", "leftear", "rightear", "tailbase"])
+    ((1, 2),)
+    >>> flip_pairs_from_names(["l_eye", "r_eye", "Nose", "ear_L", "ear_R"])
+    ((0, 1), (3, 4))
+    """
+    names = list(names)
+    index = {name: position for position, name in enumerate(names)}
+    pairs = set()
+    for position, name in enumerate(names):
+        for other in _counterparts(name):
+            if other in index:
+                pairs.add(tuple(sorted((position, index[other]))))
+    used = [joint for pair in pairs for joint in pair]
+    repeated = sorted({joint for joint in used if used.count(joint) > 1})
+    if repeated:
+        raise ValueError(
+            f"joint(s) {[names[j] for j in repeated]} match more than one left/right "
+            "counterpart; give the flip pairs explicitly."
+        )
+    return tuple(sorted(pairs))
+
+
+def parse_flip_pairs(text: str, names) -> tuple:
+    """`"a:b,c:d"` (joint names) -> index pairs; `"none"` or `""` -> no pairs.
+
+    >>> parse_flip_pairs("leftear:rightear", ["snout", "leftear", "rightear"])
+    ((1, 2),)
+    """
+    names = list(names)
+    if text.strip().lower() in ("", "none"):
+        return ()
+    pairs = []
+    for item in text.split(","):
+        parts = [part.strip() for part in item.split(":")]
+        if len(parts) != 2 or not all(parts):
+            raise ValueError(f"flip pair {item!r} is not 'left:right'")
+        for part in parts:
+            if part not in names:
+                raise ValueError(f"flip pair {item!r}: no joint {part!r}; joints are {names}")
+        pairs.append((names.index(parts[0]), names.index(parts[1])))
+    return tuple(pairs)
+
+
+def joint_set_from_names(name, names, limbs=(), flip_pairs=None) -> JointSet:
+    """A `JointSet` for labels found in a project; flip pairs from the names unless given.
+
+    Args:
+        name: str. Joint-set name.
+        names: sequence of str. Joint names in heatmap-channel order.
+        limbs: sequence of (str, str). Joint-name pairs drawn as a skeleton.
+        flip_pairs: str, sequence of (int, int) or None. `"a:b,c:d"` / `"none"`, index
+            pairs, or None to find them with `flip_pairs_from_names`.
+
+    Raises:
+        ValueError: unknown joint in `limbs` or `flip_pairs`, or an invalid joint set.
+    """
+    names = tuple(str(joint) for joint in names)
+    if flip_pairs is None:
+        pairs = flip_pairs_from_names(names)
+    elif isinstance(flip_pairs, str):
+        pairs = parse_flip_pairs(flip_pairs, names)
+    else:
+        pairs = tuple(tuple(int(i) for i in pair) for pair in flip_pairs)
+    limb_indices = []
+    for limb in limbs:
+        if len(limb) != 2:
+            raise ValueError(f"skeleton entry {list(limb)} is not a pair of joint names")
+        unknown = [joint for joint in limb if joint not in names]
+        if unknown:
+            raise ValueError(
+                f"skeleton entry {list(limb)} names unknown joint(s) {unknown}; "
+                f"joints are {list(names)}"
+            )
+        limb_indices.append((names.index(limb[0]), names.index(limb[1])))
+    return JointSet(name=str(name), names=names, flip_pairs=pairs, limbs=tuple(limb_indices))
+
+
+def box_from_keypoints(keypoints, visibility, margin=DEFAULT_BOX_MARGIN):
+    """The labelled parts' extent widened by `margin` x its longer side on every side.
+
+    Returns:
+        (x0, y0, x1, y1) array, or None when fewer than two distinct parts are labelled.
+
+    >>> box_from_keypoints([[10.0, 20.0], [30.0, 30.0]], [2, 2]).tolist()
+    [8.0, 18.0, 32.0, 32.0]
+    """
+    points = np.asarray(keypoints, dtype=np.float64)[np.asarray(visibility) > 0]
+    if len(points) < 2:
+        return None
+    low, high = points.min(axis=0), points.max(axis=0)
+    side = float(np.max(high - low))
+    if not side > 0:
+        return None
+    pad = margin * side
+    return np.array([low[0] - pad, low[1] - pad, high[0] + pad, high[1] + pad])
+
+
+def annotation_from_points(
+    joint_set: JointSet,
+    points: dict,
+    image: str,
+    person_id: int,
+    record: str,
+    box=None,
+    image_size=None,
+    margin=DEFAULT_BOX_MARGIN,
+):
+    """An `Annotation` from `{joint name: (x, y, visibility)}`, or None without a box.
+
+    Joints of the joint set missing from `points` are unannotated. The person box is `box`
+    when given, else `box_from_keypoints` (None is returned when neither exists, so the
+    caller can apply its own rule).
+
+    Raises:
+        ValueError: a label that is not a joint of the joint set.
+    """
+    unknown = sorted(set(points) - set(joint_set.names))
+    if unknown:
+        raise ValueError(
+            f"label(s) {unknown} are not joints of {joint_set.name!r} {list(joint_set.names)}"
+        )
+    keypoints = np.zeros((joint_set.num_joints, 2))
+    visibility = np.zeros(joint_set.num_joints, dtype=np.int64)
+    for joint, (x, y, flag) in points.items():
+        position = joint_set.index(joint)
+        if flag > 0:
+            keypoints[position] = (x, y)
+            visibility[position] = flag
+    if box is None:
+        box = box_from_keypoints(keypoints, visibility, margin)
+    if box is None:
+        return None
+    center, scale = center_and_scale_from_box(box)
+    return Annotation(
+        image=image,
+        keypoints=keypoints,
+        visibility=visibility,
+        center=center,
+        scale=scale,
+        person_id=person_id,
+        record=record,
+        image_size=image_size,
+    )
+
+
+# --- the DeepLabCut project --------------------------------------------------------------
+
+
+def read_config(project) -> dict:
+    """`config.yaml` of a DeepLabCut project (PyYAML `safe_load`); errors name the file."""
+    path = require_file(Path(project) / "config.yaml")
+    try:
+        import yaml
+    except ImportError:
+        raise ConversionError(
+            f"{path}: reading a DeepLabCut config needs PyYAML (pip install pyyaml)."
+        ) from None
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as error:
+        raise ConversionError(f"{path}: not valid YAML ({error}).") from None
+    if not isinstance(config, dict):
+        raise ConversionError(f"{path}: expected a mapping of DeepLabCut settings.")
+    if config.get("multianimalproject"):
+        raise ConversionError(
+            f"{path}: multi-animal DeepLabCut projects (multianimalproject: true) are not "
+            "supported yet; only single-animal projects are."
+        )
+    parts = config.get("bodyparts")
+    if not isinstance(parts, list) or not parts or not all(isinstance(p, str) for p in parts):
+        raise ConversionError(f"{path}: 'bodyparts' must be a non-empty list of names.")
+    skeleton = config.get("skeleton") or []
+    if not isinstance(skeleton, list) or not all(
+        isinstance(limb, list) and len(limb) == 2 for limb in skeleton
+    ):
+        raise ConversionError(f"{path}: 'skeleton' must be a list of [part, part] pairs.")
+    return config
+
+
+def joint_set_from_config(config: dict, flip_pairs=None, where="config.yaml") -> JointSet:
+    """The joint set of a DeepLabCut config: body parts, skeleton, flip pairs."""
+    name = str(config.get("Task") or "deeplabcut")
+    try:
+        return joint_set_from_names(
+            name, config["bodyparts"], config.get("skeleton") or [], flip_pairs
+        )
+    except ValueError as error:
+        raise ConversionError(f"{where}: {error}.") from None
+
+
+def _image_path(cells) -> str:
+    """The image path of one row's index cells, relative to the project, with '/'."""
+    path = "/".join(cell.strip().replace("\\", "/") for cell in cells if cell.strip())
+    parts = path.split("/")
+    if "labeled-data" in parts:  # an absolute path of an older project
+        parts = parts[parts.index("labeled-data") :]
+    return "/".join(parts)
+
+
+def _columns(path, header, parts, first=0):
+    """Map (part, coordinate) -> column index from the bodyparts / coords header rows."""
+    bodyparts_row, coords_row = header
+    columns = {}
+    for index, (part, coordinate) in enumerate(zip(bodyparts_row, coords_row, strict=False)):
+        if index < first:
+            continue
+        part, coordinate = part.strip(), coordinate.strip()
+        if not part and not coordinate:
+            continue
+        if coordinate not in ("x", "y", "likelihood"):
+            raise ConversionError(
+                f"{path}: column {index + 1} has coords {coordinate!r}; expected x, y or "
+                "likelihood."
+            )
+        columns[(part, coordinate)] = index
+    found = []
+    for part, _ in columns:
+        if part not in found:
+            found.append(part)
+    unknown = [part for part in found if part not in parts]
+    missing = [p for p in parts if (p, "x") not in columns or (p, "y") not in columns]
+    if unknown or missing:
+        raise ConversionError(
+            f"{path}: body parts {found} do not match config.yaml's {list(parts)} "
+            f"(unknown: {unknown}, missing x/y: {missing})."
+        )
+    return columns
+
+
+def _read_csv_rows(path, parts, name):
+    """Yield (record, image, {part: (x_text, y_text)}) from a CollectedData CSV."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            rows = [(reader.line_num, fields) for fields in reader]
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise ConversionError(f"{path}: not a readable CSV file ({error}).") from None
+    labels = [fields[0].strip() if fields else "" for _, fields in rows[:4]]
+    if len(labels) > 1 and labels[1] == "individuals":
+        raise ConversionError(
+            f"{path}: has an 'individuals' header row (a multi-animal project); multi-animal "
+            "DeepLabCut data is not supported yet."
+        )
+    if labels[:3] != ["scorer", "bodyparts", "coords"]:
+        raise ConversionError(
+            f"{path}: expected DeepLabCut's header rows scorer / bodyparts / coords, found "
+            f"{labels[:3]}."
+        )
+    scorer_row = rows[0][1]
+    index_columns = 1
+    while index_columns < len(scorer_row) and not scorer_row[index_columns].strip():
+        index_columns += 1
+    columns = _columns(path, (rows[1][1], rows[2][1]), parts, first=index_columns)
+    for line, fields in rows[3:]:
+        if not fields or all(not field.strip() for field in fields):
+            continue
+        record = f"{name} line {line}"
+        if len(fields) < max(columns.values()) + 1:
+            raise ConversionError(f"{path}: line {line}: {len(fields)} fields, too few.")
+        image = _image_path(fields[:index_columns])
+        values = {
+            part: (fields[columns[(part, "x")]], fields[columns[(part, "y")]]) for part in parts
+        }
+        yield record, image, values
+
+
+def _read_h5_rows(path, parts, name):
+    """Yield (record, image, {part: (x, y)}) from a CollectedData `.h5` (pandas HDF5)."""
+    try:
+        import tables  # noqa: F401
+    except ImportError:
+        raise ConversionError(
+            f"{path}: reading DeepLabCut .h5 files needs PyTables (pip install tables); or "
+            f"convert from the CollectedData .csv beside it."
+        ) from None
+    import pandas as pd
+
+    try:
+        table = pd.read_hdf(path)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ConversionError(f"{path}: not a readable pandas HDF5 table ({error}).") from None
+    names = list(getattr(table.columns, "names", []) or [])
+    if "individuals" in names:
+        raise ConversionError(
+            f"{path}: has an 'individuals' column level (a multi-animal project); "
+            "multi-animal DeepLabCut data is not supported yet."
+        )
+    if table.columns.nlevels != 3:
+        raise ConversionError(
+            f"{path}: expected columns scorer / bodyparts / coords, found "
+            f"{table.columns.nlevels} level(s)."
+        )
+    header = (
+        [str(value) for value in table.columns.get_level_values(1)],
+        [str(value) for value in table.columns.get_level_values(2)],
+    )
+    columns = _columns(path, header, parts)
+    values = table.to_numpy(dtype=np.float64, na_value=np.nan)
+    for row, key in enumerate(table.index):
+        cells = key if isinstance(key, tuple) else (key,)
+        image = _image_path([str(cell) for cell in cells])
+        points = {
+            part: (values[row, columns[(part, "x")]], values[row, columns[(part, "y")]])
+            for part in parts
+        }
+        yield f"{name} row {row + 1}", image, points
+
+
+def _labelled_value(text):
+    """A cell -> float, or None when empty / NaN; ValueError when not a number."""
+    if isinstance(text, float | np.floating):
+        return None if math.isnan(text) else float(text)
+    text = str(text).strip()
+    if text == "" or text.lower() == "nan":
+        return None
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is not a finite number")
+    return value
+
+
+def annotation_files(project, scorer=None) -> tuple:
+    """(annotation files, folders without one) under `PROJECT/labeled-data/*/`."""
+    labelled = Path(project) / "labeled-data"
+    if not labelled.is_dir():
+        raise ConversionError(f"{project}: no labeled-data folder; is this a DeepLabCut project?")
+    files, unlabelled = [], []
+    for folder in sorted(path for path in labelled.iterdir() if path.is_dir()):
+        choice = None
+        for suffix in (".csv", ".h5"):
+            named = folder / f"CollectedData_{scorer}{suffix}"
+            if scorer and named.is_file():
+                choice = named
+                break
+        if choice is None:
+            candidates = sorted(folder.glob("CollectedData_*.csv")) or sorted(
+                folder.glob("CollectedData_*.h5")
+            )
+            if len(candidates) > 1:
+                raise ConversionError(
+                    f"{folder}: several annotation files {[c.name for c in candidates]} and "
+                    f"none is CollectedData_{scorer}.csv (config.yaml's scorer)."
+                )
+            choice = candidates[0] if candidates else None
+        if choice is None:
+            unlabelled.append(str(folder.relative_to(project)))
+        else:
+            files.append(choice)
+    if not files:
+        raise ConversionError(f"{labelled}: no CollectedData_*.csv or .h5 file in any folder.")
+    return files, unlabelled
+
+
+def read_deeplabcut(
+    project,
+    flip_pairs=None,
+    box_margin=DEFAULT_BOX_MARGIN,
+    skip_invalid=False,
+) -> tuple:
+    """Read a single-animal DeepLabCut project.
+
+    Args:
+        project: str or Path. The project folder (holds config.yaml and labeled-data/).
+        flip_pairs: str or None. `"a:b,c:d"` / `"none"`; None = from left/right names.
+        box_margin: float. Box margin per side, a fraction of the longer extent.
+            Defaults to 0.1.
+        skip_invalid: bool. Skip and count rows with bad values instead of failing.
+
+    Returns:
+        (joint_set, reading): one `Annotation` per labelled frame, sorted by image path;
+        `person_id` is the frame's index in that order.
+    """
+    project = Path(project)
+    if not project.is_dir():
+        raise ConversionError(f"{project}: not a folder (expected a DeepLabCut project).")
+    config = read_config(project)
+    joint_set = joint_set_from_config(config, flip_pairs, where=str(project / "config.yaml"))
+    if not box_margin >= 0:
+        raise ConversionError(f"box margin must be >= 0, received {box_margin}.")
+    files, unlabelled = annotation_files(project, config.get("scorer"))
+    reading = Reading(source=str(project), format="deeplabcut")
+    frames = {}
+    for path in files:
+        rows = _read_h5_rows if path.suffix == ".h5" else _read_csv_rows
+        name = str(path.relative_to(project))
+        for record, image, values in rows(path, joint_set.names, name):
+            if image in frames:
+                raise ConversionError(f"{project}: {record}: frame {image!r} is labelled twice.")
+            try:
+                points = {}
+                for part, (x_text, y_text) in values.items():
+                    try:
+                        x, y = _labelled_value(x_text), _labelled_value(y_text)
+                    except ValueError as error:
+                        raise ValueError(f"body part {part!r}: {error}") from None
+                    if (x is None) != (y is None):
+                        raise ValueError(f"body part {part!r} has only one of x and y")
+                    if x is not None:
+                        points[part] = (x, y, VISIBLE)
+            except ValueError as error:
+                reading.reject(
+                    INVALID_RECORD, image, f"{project}: {record}: {error}.", skip_invalid
+                )
+                continue
+            frames[image] = (record, points)
+    people = []
+    for person_id, image in enumerate(sorted(frames)):
+        record, points = frames[image]
+        if not points:
+            reading.skipped.setdefault(NO_ANNOTATED_JOINTS, []).append(image)
+            continue
+        annotation = annotation_from_points(
+            joint_set, points, image, person_id, record, margin=box_margin
+        )
+        people.append((person_id, image, record, points, annotation))
+    sides = [entry[4].scale for entry in people if entry[4] is not None]
+    if len(sides) < len(people) and not sides:
+        raise ConversionError(
+            f"{project}: no frame has two distinct labelled parts, so no box size is known."
+        )
+    half_side = float(np.median(sides)) * PIXELS_PER_SCALE / 2.0 if sides else 0.0
+    for person_id, image, record, points, annotation in people:
+        if annotation is None:
+            # One labelled part (or all at one spot): the median box, centred on it.
+            x, y = np.mean([(x, y) for x, y, _ in points.values()], axis=0)
+            box = (x - half_side, y - half_side, x + half_side, y + half_side)
+            annotation = annotation_from_points(
+                joint_set, points, image, person_id, record, box=box
+            )
+        reading.people.append(annotation)
+    reading.details.update(
+        {
+            "conventions": (
+                "deeplabcut: coordinates as labelled (0-based pixel centres); empty/NaN = "
+                f"unlabelled; visibility 2 when labelled; box = labelled extent + {box_margin:g}"
+                " x longer side per side (median box side when fewer than two parts); "
+                "centre/scale from that box (longer side / 200)"
+            ),
+            "annotation_files": [str(path.relative_to(project)) for path in files],
+            FOLDERS_WITHOUT_LABELS: unlabelled,
+        }
+    )
+    return joint_set, reading
+
+
+# --- split and writing ---------------------------------------------------------------------
+
+
+def split_frames(count: int, val_fraction: float, seed: int = DEFAULT_SEED) -> tuple:
+    """Seeded train / validation indices (each sorted) of `count` frames.
+
+    `round(val_fraction * count)` frames are validation, at least one when
+    `val_fraction > 0` and at most `count - 1` when `val_fraction < 1`.
+
+    >>> split_frames(5, 0.4, seed=0)[1].size
+    2
+    """
+    if not 0.0 <= val_fraction <= 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1], received {val_fraction}")
+    validation = int(round(val_fraction * count))
+    if val_fraction > 0 and count > 0:
+        validation = max(validation, 1)
+    if val_fraction < 1 and count > 1:
+        validation = min(validation, count - 1)
+    order = np.random.default_rng(seed).permutation(count)
+    return np.sort(order[validation:]), np.sort(order[:validation])
+
+
+def _remove_outputs(prefix):
+    """Remove the shards and manifest a `ShardedWriter` writes at `prefix`, if any."""
+    prefix = Path(prefix)
+    own = re.compile(re.escape(prefix.name) + r"(-\d{5}\.tfrecord|\.manifest\.json)(\.tmp)?")
+    if prefix.parent.is_dir():
+        for path in prefix.parent.iterdir():
+            if own.fullmatch(path.name) and path.is_file():
+                path.unlink()
+
+
+def convert_project(
+    project,
+    output,
+    *,
+    val_fraction=DEFAULT_VAL_FRACTION,
+    seed=DEFAULT_SEED,
+    flip_pairs=None,
+    box_margin=DEFAULT_BOX_MARGIN,
+    dataset=None,
+    image_root=None,
+    skip_missing_images=False,
+    skip_invalid=False,
+    examples_per_shard=1000,
+    progress=True,
+    stream=None,
+) -> dict:
+    """Convert a DeepLabCut project into `<output>-train` and `<output>-val` records.
+
+    Args:
+        project: str or Path. The DeepLabCut project folder.
+        output: str or Path. Prefix: writes `<output>-train-00000.tfrecord`,
+            `<output>-train.manifest.json`, and the same for `-val`.
+        val_fraction: float in [0, 1]. Defaults to 0.2.
+        seed: int. Split seed. Defaults to 0.
+        flip_pairs, box_margin, skip_invalid: as `read_deeplabcut`.
+        dataset: str or None. Dataset name in the records (default: config `Task`).
+        image_root: folder the frame paths are relative to (default: the project).
+        skip_missing_images, examples_per_shard, progress, stream: as
+            `tfrecords_tools.common.convert`.
+
+    Returns:
+        dict split name ("train", "val") -> manifest, for the splits written.
+    """
+    joint_set, reading = read_deeplabcut(project, flip_pairs, box_margin, skip_invalid)
+    try:
+        train, validation = split_frames(len(reading.people), val_fraction, seed)
+    except ValueError as error:
+        raise ConversionError(f"{error}.") from None
+    split_rule = {
+        "val_fraction": val_fraction,
+        "seed": seed,
+        "frames": len(reading.people),
+        "train_frames": int(train.size),
+        "val_frames": int(validation.size),
+        "rule": "numpy.random.default_rng(seed).permutation(frames); the first "
+        "round(val_fraction * frames) are validation",
+    }
+    image_root = Path(project) if image_root is None else Path(image_root)
+    dataset = dataset or joint_set.name
+    manifests, written = {}, []
+    skips_reported = False
+    try:
+        for split, indices in (("train", train), ("val", validation)):
+            prefix = Path(f"{output}-{split}")
+            if indices.size == 0:
+                _remove_outputs(prefix)
+                continue
+            part = Reading(
+                source=reading.source,
+                format=reading.format,
+                people=[reading.people[i] for i in indices],
+                # Frames the reader left out are reported once, in the first split written.
+                skipped={} if skips_reported else reading.skipped,
+                details={**reading.details, "split_rule": split_rule},
+            )
+            skips_reported = True
+            written.append(prefix)
+            manifests[split] = convert(
+                part,
+                joint_set,
+                dataset,
+                prefix,
+                image_root,
+                skip_missing_images=skip_missing_images,
+                skip_invalid=skip_invalid,
+                examples_per_shard=examples_per_shard,
+                split=split,
+                progress=progress,
+                stream=stream,
+            )
+    except BaseException:
+        # Both splits or neither: a failed second split removes the first one.
+        for prefix in written:
+            _remove_outputs(prefix)
+        raise
+    return manifests
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m tfrecords_tools.deeplabcut",
+        description="Convert a single-animal DeepLabCut project (config.yaml + "
+        "labeled-data/*/CollectedData_*.csv or .h5) into TFRecord shards with a seeded "
+        "train/validation split: PREFIX-train-*.tfrecord + PREFIX-train.manifest.json and "
+        "PREFIX-val-*.tfrecord + PREFIX-val.manifest.json. Details: docs/converters.md.",
+    )
+    parser.add_argument("project", help="DeepLabCut project folder (holds config.yaml).")
+    add_common_arguments(parser)
+    for action in parser._actions:  # the frames' paths are relative to the project
+        if action.dest == "image_root":
+            action.required = False
+            action.help = "Folder the frame paths are relative to (default: the project)."
+        if action.dest == "output":
+            action.help = (
+                "Output prefix PREFIX: writes PREFIX-train-00000.tfrecord, "
+                "PREFIX-train.manifest.json, PREFIX-val-... (folders are created)."
+            )
+    parser.add_argument(
+        "--val-fraction",
+        type=float,
+        default=DEFAULT_VAL_FRACTION,
+        help=f"Fraction of labelled frames in the validation split (default: "
+        f"{DEFAULT_VAL_FRACTION}); 1 = every frame in validation, no train split.",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=DEFAULT_SEED, help=f"Split seed (default: {DEFAULT_SEED})."
+    )
+    parser.add_argument(
+        "--flip-pairs",
+        help="Left/right body parts swapped by horizontal flips, 'a:b,c:d', or 'none' "
+        "(default: found from left/right names such as leftear/rightear).",
+    )
+    parser.add_argument(
+        "--box-margin",
+        type=float,
+        default=DEFAULT_BOX_MARGIN,
+        help="Person box = labelled extent widened by this fraction of its longer side on "
+        f"every side (default: {DEFAULT_BOX_MARGIN}).",
+    )
+    parser.add_argument(
+        "--dataset", help="Dataset name stored in the records (default: config.yaml's Task)."
+    )
+    return parser
+
+
+def _main(argv=None):
+    arguments = build_parser().parse_args(argv)
+    convert_project(
+        arguments.project,
+        arguments.output,
+        val_fraction=arguments.val_fraction,
+        seed=arguments.seed,
+        flip_pairs=arguments.flip_pairs,
+        box_margin=arguments.box_margin,
+        dataset=arguments.dataset,
+        image_root=arguments.image_root,
+        skip_missing_images=arguments.skip_missing_images,
+        skip_invalid=arguments.skip_invalid,
+        examples_per_shard=arguments.examples_per_shard,
+        progress=not arguments.no_progress,
+    )
+
+
+def main(argv=None) -> int:
+    return run_command_line(_main, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
