@@ -28,6 +28,21 @@ joints of `JointSet.torso_joints` (left shoulder to right hip), the threshold 0.
 curve 0 ... 0.2. Columns average the left and right joint of each part; Mean is pooled over
 the scored joints.
 
+Metrics for any joint set (DeepLabCut projects, labelling-tool exports, custom joints):
+
+- Mean pixel error (`mean_pixel_error`): the Euclidean distance between prediction and
+  ground truth in original image px, averaged over every annotated joint of every person.
+  This is what DeepLabCut reports as "RMSE" / "Test error (px)": its `pairwisedistances`
+  takes `sqrt(dx^2 + dy^2)` per frame and body part and `evaluate_network` averages them with
+  `np.nanmean` (unlabelled parts and missing predictions are NaN, so left out); with a
+  likelihood cut-off (`pcutoff`) only predictions scoring at least the cut-off count.
+- PCK at a fraction of the person box diagonal (`box_pck`): correct when the error is
+  `<=` fraction x the diagonal of the person's box. The default fraction 0.05 is mmpose's
+  default for `PCKAccuracy(norm_item="bbox")`; mmpose normalises by the box's longer side
+  (and counts `<`), so for a square box our 0.05 x diagonal is mmpose's 0.0707 x side.
+  The box of a record is its square person box, side `200 * scale` (without the
+  pipeline's 25% crop margin): `scale_box_diagonals`.
+
 Differences from common Python evaluators (HRNet, mmpose, bearpaw/pytorch-pose) are
 documented in docs/evaluation.md; `MPII_PEER_VARIANTS` names them.
 
@@ -49,6 +64,7 @@ import dataclasses
 import numpy as np
 
 from pose_keras.joints import HEAD_BOX, JointSet
+from pose_keras.transforms import PIXELS_PER_SCALE
 
 # `util_get_head_size.m`: "SC_BIAS = 0.6; % 0.8*0.75".
 SC_BIAS = 0.6
@@ -57,6 +73,8 @@ HEAD_THRESHOLD = 0.5
 TORSO_THRESHOLD = 0.2
 # The second MPII summary column (HRNet / mmpose "Mean@0.1").
 LOW_THRESHOLD = 0.1
+# PCK at a fraction of the person box diagonal: mmpose `PCKAccuracy` default `thr=0.05`.
+BOX_FRACTION = 0.05
 CURVE_STEP = 0.01
 MEAN = "Mean"
 MEAN_LOW = "Mean@0.1"
@@ -276,6 +294,196 @@ def _table_from_distances(distances, joint_set: JointSet, threshold: float) -> d
         "threshold": threshold,
         "normalizer": joint_set.normalizer,
     }
+
+
+def pixel_errors(predicted_px, ground_truth_px, annotated) -> np.ndarray:
+    """Euclidean error in px per person and joint; NaN where not annotated or not predicted.
+
+    Args:
+        predicted_px: float (N, J, 2). Predictions in original image px.
+        ground_truth_px: float (N, J, 2).
+        annotated: bool (N, J).
+
+    Returns:
+        float64 (N, J).
+    """
+    predicted = np.asarray(predicted_px, dtype=np.float64)
+    truth = np.asarray(ground_truth_px, dtype=np.float64)
+    if predicted.shape != truth.shape or predicted.ndim != 3 or predicted.shape[-1] != 2:
+        raise ValueError(
+            f"Predictions {predicted.shape} and ground truth {truth.shape} must both have "
+            "shape (people, joints, 2)."
+        )
+    annotated = np.asarray(annotated, dtype=bool)
+    if annotated.shape != truth.shape[:2]:
+        raise ValueError(
+            f"annotated must have shape {truth.shape[:2]}, received {annotated.shape}."
+        )
+    difference = predicted - truth
+    with np.errstate(invalid="ignore"):
+        errors = np.sqrt((difference * difference).sum(axis=-1))
+    return np.where(annotated & np.isfinite(errors), errors, np.nan)
+
+
+def _mean_per_joint(errors, joint_set: JointSet) -> dict:
+    counts = (~np.isnan(errors)).sum(axis=0)
+    totals = np.where(np.isnan(errors), 0.0, errors).sum(axis=0)
+    return {
+        name: float(total / count) if count else float("nan")
+        for name, total, count in zip(joint_set.names, totals, counts, strict=True)
+    }
+
+
+def mean_pixel_error(
+    predicted_px, ground_truth_px, visibility, joint_set: JointSet, scores=None, score_cutoff=None
+) -> dict:
+    """DeepLabCut's "RMSE": the mean Euclidean error in px over annotated joints.
+
+    Args:
+        predicted_px: float (N, J, 2). Predictions in original image px.
+        ground_truth_px: float (N, J, 2).
+        visibility: int (N, J) (0 = not annotated) or bool (N, J) "annotated".
+        joint_set: JointSet. Names of the per-joint values.
+        scores: float (N, J) or None. Prediction confidences (heatmap maxima).
+        score_cutoff: float or None. With `scores`, also the error over predictions whose
+            score is `>=` the cut-off (DeepLabCut's "with p-cutoff" error).
+
+    Returns:
+        dict: "mean_px_error" (pooled over every scored joint, px; NaN when none),
+        "per_joint_px_error" (joint name -> px), "count" (joints scored),
+        "missing_predictions" (annotated joints without a finite prediction, left out as
+        DeepLabCut's `nanmean` does); with a cut-off also "score_cutoff",
+        "mean_px_error_cutoff", "count_cutoff".
+
+    >>> from pose_keras.joints import JointSet
+    >>> pair = JointSet("pair", ("a", "b"), (), ())
+    >>> truth = [[[0.0, 0.0], [10.0, 10.0]]]
+    >>> result = mean_pixel_error([[[3.0, 4.0], [10.0, 11.0]]], truth, [[2, 2]], pair)
+    >>> result["mean_px_error"], result["per_joint_px_error"]
+    (3.0, {'a': 5.0, 'b': 1.0})
+    """
+    annotated = np.asarray(visibility) > 0
+    errors = pixel_errors(predicted_px, ground_truth_px, annotated)
+    scored = ~np.isnan(errors)
+    result = {
+        "mean_px_error": float(errors[scored].mean()) if scored.any() else float("nan"),
+        "per_joint_px_error": _mean_per_joint(errors, joint_set),
+        "count": int(scored.sum()),
+        "missing_predictions": int((annotated & ~scored).sum()),
+    }
+    if score_cutoff is not None:
+        if scores is None:
+            raise ValueError("score_cutoff needs the prediction scores.")
+        scores = np.asarray(scores, dtype=np.float64)
+        if scores.shape != errors.shape:
+            raise ValueError(f"scores must have shape {errors.shape}, received {scores.shape}.")
+        kept = scored & (scores >= score_cutoff)
+        result["score_cutoff"] = float(score_cutoff)
+        result["mean_px_error_cutoff"] = float(errors[kept].mean()) if kept.any() else float("nan")
+        result["count_cutoff"] = int(kept.sum())
+    return result
+
+
+def box_diagonals(boxes) -> np.ndarray:
+    """Diagonal of each box (x0, y0, x1, y1) in px, (N, 4) -> (N,)."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    return np.hypot(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+
+
+def scale_box_diagonals(scales) -> np.ndarray:
+    """Diagonal of a record's square person box, side `200 * scale` px: (N,) -> (N,).
+
+    >>> scale_box_diagonals([0.5]).round(6).tolist()
+    [141.421356]
+    """
+    return np.sqrt(2.0) * PIXELS_PER_SCALE * np.asarray(scales, dtype=np.float64).reshape(-1)
+
+
+def box_pck(
+    predicted_px,
+    ground_truth_px,
+    visibility,
+    diagonals,
+    joint_set: JointSet,
+    fraction=BOX_FRACTION,
+) -> dict:
+    """PCK at `fraction` x the person box diagonal, for any joint set.
+
+    Args:
+        predicted_px: float (N, J, 2).
+        ground_truth_px: float (N, J, 2).
+        visibility: int (N, J) (0 = not annotated) or bool (N, J).
+        diagonals: float (N,). Box diagonal per person in px (`box_diagonals`,
+            `scale_box_diagonals`); people with a non-positive diagonal are not scored.
+        joint_set: JointSet.
+        fraction: float. Defaults to `BOX_FRACTION` (0.05).
+
+    Returns:
+        dict: "pck" (percent `<=` threshold, pooled over every scored joint), "per_joint"
+        (joint name -> percent), "counts" (joint name -> scored count), "fraction",
+        "protocol" (e.g. "PCK@0.05 box diagonal").
+
+    >>> from pose_keras.joints import JointSet
+    >>> pair = JointSet("pair", ("a", "b"), (), ())
+    >>> truth = [[[0.0, 0.0], [10.0, 10.0]]]
+    >>> box_pck([[[3.0, 4.0], [10.0, 11.0]]], truth, [[2, 2]], [80.0], pair)["pck"]  # 5/80 > 0.05
+    50.0
+    """
+    fraction = float(fraction)
+    annotated = np.asarray(visibility) > 0
+    distances = normalized_distances(predicted_px, ground_truth_px, annotated, diagonals)
+    per_joint = joint_pck(distances, fraction)
+    counts = (~np.isnan(distances)).sum(axis=0)
+    return {
+        "pck": pooled_pck(distances, fraction),
+        "per_joint": {
+            name: float(value) for name, value in zip(joint_set.names, per_joint, strict=True)
+        },
+        "counts": {name: int(count) for name, count in zip(joint_set.names, counts, strict=True)},
+        "fraction": fraction,
+        "protocol": f"PCK@{fraction:g} box diagonal",
+    }
+
+
+def pixel_metrics(
+    predicted_px,
+    ground_truth_px,
+    visibility,
+    scales,
+    joint_set: JointSet,
+    fraction=BOX_FRACTION,
+    scores=None,
+    score_cutoff=None,
+) -> dict:
+    """`mean_pixel_error` and `box_pck` on records' person boxes, as one JSON-ready dict.
+
+    What `evaluate --json` and the epoch callback report for joint sets without a published
+    protocol. `scales` are the records' person scales (box diagonal from
+    `scale_box_diagonals`).
+
+    Returns:
+        dict: the keys of `mean_pixel_error`, plus "pck_box" (percent), "pck_box_per_joint",
+        "pck_box_fraction"; NaN as None.
+    """
+    errors = mean_pixel_error(
+        predicted_px, ground_truth_px, visibility, joint_set, scores, score_cutoff
+    )
+    pck = box_pck(
+        predicted_px,
+        ground_truth_px,
+        visibility,
+        scale_box_diagonals(scales),
+        joint_set,
+        fraction,
+    )
+    errors.update(
+        {
+            "pck_box": pck["pck"],
+            "pck_box_per_joint": pck["per_joint"],
+            "pck_box_fraction": pck["fraction"],
+        }
+    )
+    return json_ready(errors)
 
 
 def occluded_joints(visibility, joint_set: JointSet, inferable_only=False) -> np.ndarray:

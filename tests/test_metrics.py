@@ -1,5 +1,6 @@
 """PCK / PCKh by the official protocols: hand-made cases and the real MPII / FLIC files."""
 
+import json
 import subprocess
 import sys
 
@@ -9,7 +10,7 @@ import pytest
 import scipy.io
 
 from pose_keras import metrics
-from pose_keras.joints import FLIC, LSP, MPII
+from pose_keras.joints import FLIC, LSP, MPII, JointSet
 
 MPII_SCORED = [0, 1, 2, 3, 4, 5, 8, 9, 10, 11, 12, 13, 14, 15]
 
@@ -373,3 +374,103 @@ def test_flic_h5_normalize_is_the_other_torso_diagonal(shared_data):
             predicted, parts, np.full(parts.shape[:2], 2), ours, FLIC
         )
         assert evaluation.columns == {"Elbow": expected, "Wrist": expected, "Mean": expected}
+
+
+# ---------------------------------------------------------------------------------------
+# Any joint set: mean pixel error (DeepLabCut's RMSE) and PCK at the box diagonal
+# ---------------------------------------------------------------------------------------
+
+MOUSE = JointSet(
+    name="openfield",
+    names=("snout", "leftear", "rightear", "tailbase"),
+    flip_pairs=((1, 2),),
+    limbs=(),
+)
+
+
+def mouse_case():
+    """Two mice; errors are 3-4-5 and 6-8-10 triangles, exact in float64."""
+    truth = np.array(
+        [
+            [[100.0, 100.0], [110.0, 90.0], [90.0, 90.0], [100.0, 200.0]],
+            [[300.0, 300.0], [310.0, 290.0], [290.0, 290.0], [300.0, 400.0]],
+        ]
+    )
+    offsets = np.array(
+        [
+            [[3.0, 4.0], [0.0, 0.0], [6.0, 8.0], [0.0, 1.0]],
+            [[0.0, 0.0], [-6.0, -8.0], [500.0, 500.0], [0.0, 2.0]],
+        ]
+    )
+    visibility = np.array([[2, 2, 2, 2], [2, 1, 0, 2]])  # mouse 1's right ear not labelled
+    return truth + offsets, truth, visibility
+
+
+def test_mean_pixel_error_pools_annotated_joints_and_names_each_joint():
+    predicted, truth, visibility = mouse_case()
+    result = metrics.mean_pixel_error(predicted, truth, visibility, MOUSE)
+    # Errors: mouse 0: 5, 0, 10, 1; mouse 1: 0, 10, (not labelled), 2.
+    assert result["count"] == 7 and result["missing_predictions"] == 0
+    assert result["mean_px_error"] == pytest.approx(28.0 / 7.0, abs=1e-12)
+    assert result["per_joint_px_error"] == pytest.approx(
+        {"snout": 2.5, "leftear": 5.0, "rightear": 10.0, "tailbase": 1.5}, abs=1e-12
+    )
+
+
+def test_missing_predictions_are_left_out_like_deeplabcut_nanmean_and_counted():
+    predicted, truth, visibility = mouse_case()
+    predicted[0, 0] = np.nan  # snout of mouse 0 not predicted
+    result = metrics.mean_pixel_error(predicted, truth, visibility, MOUSE)
+    assert result["count"] == 6 and result["missing_predictions"] == 1
+    assert result["mean_px_error"] == pytest.approx(23.0 / 6.0, abs=1e-12)
+    assert result["per_joint_px_error"]["snout"] == 0.0
+    nothing = metrics.mean_pixel_error(predicted, truth, np.zeros_like(visibility), MOUSE)
+    assert np.isnan(nothing["mean_px_error"]) and nothing["count"] == 0
+    assert all(np.isnan(value) for value in nothing["per_joint_px_error"].values())
+
+
+def test_score_cutoff_keeps_predictions_at_or_above_it():
+    predicted, truth, visibility = mouse_case()
+    scores = np.array([[0.9, 0.5, 0.1, 0.4], [0.4, 0.8, 0.9, 0.39]])
+    result = metrics.mean_pixel_error(predicted, truth, visibility, MOUSE, scores, 0.4)
+    # Kept: mouse 0 snout 5, leftear 0, tailbase 1 (0.4 >= 0.4); mouse 1 snout 0, leftear 10.
+    assert result["count_cutoff"] == 5
+    assert result["mean_px_error_cutoff"] == pytest.approx(16.0 / 5.0, abs=1e-12)
+    assert result["mean_px_error"] == pytest.approx(4.0, abs=1e-12)
+    with pytest.raises(ValueError, match="needs the prediction scores"):
+        metrics.mean_pixel_error(predicted, truth, visibility, MOUSE, score_cutoff=0.4)
+
+
+def test_box_pck_threshold_is_a_fraction_of_the_diagonal_inclusive():
+    predicted, truth, visibility = mouse_case()
+    # Boxes 120 x 160 -> diagonal 200 exactly; 0.05 x 200 = 10 px: an error of 10 is correct.
+    boxes = [[40.0, 40.0, 160.0, 200.0], [240.0, 240.0, 360.0, 400.0]]
+    diagonals = metrics.box_diagonals(boxes)
+    np.testing.assert_allclose(diagonals, [200.0, 200.0], rtol=0, atol=1e-12)
+    result = metrics.box_pck(predicted, truth, visibility, diagonals, MOUSE)
+    assert result["pck"] == 100.0 and result["protocol"] == "PCK@0.05 box diagonal"
+    assert result["counts"] == {"snout": 2, "leftear": 2, "rightear": 1, "tailbase": 2}
+    # At 0.04 (8 px) the two 10 px errors are wrong: 5 of 7 correct.
+    tight = metrics.box_pck(predicted, truth, visibility, diagonals, MOUSE, fraction=0.04)
+    assert tight["pck"] == pytest.approx(500.0 / 7.0, abs=1e-12)
+    assert tight["per_joint"] == pytest.approx(
+        {"snout": 100.0, "leftear": 50.0, "rightear": 0.0, "tailbase": 100.0}, abs=1e-12
+    )
+    # A person without a usable box is not scored.
+    unscored = metrics.box_pck(predicted, truth, visibility, [200.0, 0.0], MOUSE, 0.04)
+    assert unscored["pck"] == 75.0 and unscored["counts"]["snout"] == 1
+
+
+def test_pixel_metrics_uses_the_records_square_box_and_is_json_ready():
+    predicted, truth, visibility = mouse_case()
+    # Scale 0.5 -> a 100 px square box, diagonal 141.42 px; 0.05 of it is 7.07 px.
+    np.testing.assert_allclose(
+        metrics.scale_box_diagonals([0.5]), [100.0 * np.sqrt(2.0)], rtol=0, atol=1e-12
+    )
+    result = metrics.pixel_metrics(predicted, truth, visibility, [0.5, 0.5], MOUSE)
+    assert result["mean_px_error"] == pytest.approx(4.0, abs=1e-12)
+    assert result["pck_box"] == pytest.approx(500.0 / 7.0, abs=1e-12)
+    assert result["pck_box_fraction"] == 0.05
+    absent = metrics.pixel_metrics(predicted, truth, np.zeros_like(visibility), [0.5, 0.5], MOUSE)
+    assert absent["mean_px_error"] is None and absent["pck_box"] is None
+    json.dumps(absent, allow_nan=False)
