@@ -2,14 +2,38 @@
 
 import json
 import os
+import random
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("POSE_KERAS_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+TEST_SEED = 0
+
+
+def seed_everything(seed: int = TEST_SEED):
+    """Seed Python, NumPy and Keras (weights, dropout, backend RNG) so that a fixture that
+    builds a random model builds the same model on every run and every machine."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+
+
+@pytest.fixture(autouse=True)
+def _seeded_test():
+    """Every test starts from the same random state. Keras is seeded only where a test has
+    already imported it, so numpy-only tests (metrics) stay free of TensorFlow."""
+    random.seed(TEST_SEED)
+    np.random.seed(TEST_SEED)  # noqa: NPY002 (pins code that uses the legacy global RNG)
+    if "keras" in sys.modules:
+        seed_everything()
 
 
 @pytest.fixture(scope="session")
@@ -25,6 +49,7 @@ def tiny_model_path(tmp_path_factory):
     """A random 64 px, 1-stack, 16-channel model saved as a bare `.keras` file."""
     from pose_keras.model import MultiScaleHourglass
 
+    seed_everything()
     model = MultiScaleHourglass(
         stacks=1,
         channels=16,

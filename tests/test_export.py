@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import seed_everything
 
 from pose_keras import decode, export, predict
 from pose_keras.config import Config
@@ -45,6 +46,7 @@ def run_dir(tmp_path_factory):
     """A run directory (model.keras, config.json, joints.json) holding a tiny random model."""
     from pose_keras.model import build_model
 
+    seed_everything()
     config = Config().with_overrides(TINY)
     model = build_model(config.model)
     # The heatmap layers start at std 0.001; scale them up so that heatmaps are O(1) and

@@ -9,6 +9,7 @@ import sys
 import keras
 import numpy as np
 import pytest
+from conftest import seed_everything
 
 from pose_keras.config import ModelConfig
 from pose_keras.model import MultiScaleHourglass, build_model, output_names, prediction_name
@@ -21,6 +22,7 @@ TINY = dict(channels=16, stem_channels=16, regression_channels=16)
 def tiny_model(**overrides):
     arguments = dict(stacks=2, input_size=64, num_joints=16, **TINY)
     arguments.update(overrides)
+    seed_everything()
     return MultiScaleHourglass(**arguments)
 
 

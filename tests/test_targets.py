@@ -37,7 +37,9 @@ def test_render_keeps_leading_batch_dimensions():
     batched = render_heatmaps(keypoints, 16, 1.0).numpy()
     assert batched.shape == (3, 16, 16, 4)
     for index in range(3):
-        np.testing.assert_allclose(batched[index], render_heatmaps(keypoints[index], 16, 1.0))
+        np.testing.assert_allclose(
+            batched[index], render_heatmaps(keypoints[index], 16, 1.0), atol=1e-7
+        )
 
 
 @pytest.mark.parametrize("mode", ["render", "area"])
