@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import math
 import re
 from pathlib import Path
@@ -251,6 +252,120 @@ def annotation_from_points(
         record=record,
         image_size=image_size,
     )
+
+
+# Labelling tools (Label Studio, CVAT, labelme) store points in the continuous image frame
+# whose origin is the image's top-left corner, so the centre of pixel (i, j) is at
+# (i + 0.5, j + 0.5); the records use 0-based pixel centres (pose_keras.transforms).
+PIXEL_CENTRE_OFFSET = 0.5
+
+
+@dataclasses.dataclass
+class LabelledPerson:
+    """One person as a labelling tool groups it, before the joint set is known.
+
+    Args:
+        image: str. Image path relative to the image root.
+        record: str. Where it sits in the source, for messages.
+        points: dict. Label -> (x, y, visibility), record px (0-based pixel centres).
+        box: (x0, y0, x1, y1) or None. Person box, record px; None = from the points.
+        image_size: (height, width) or None. Size the source declares.
+    """
+
+    image: str
+    record: str
+    points: dict
+    box: tuple | None = None
+    image_size: tuple | None = None
+
+
+def labels_in_order(people) -> list:
+    """Every label of `people`, in order of first appearance."""
+    labels = []
+    for person in people:
+        labels += [label for label in person.points if label not in labels]
+    return labels
+
+
+def reading_from_people(source, format, people, joint_set, skip_invalid=False, margin=None):
+    """A `Reading` with one `Annotation` per `LabelledPerson` (`person_id` = its index).
+
+    A person whose labels are not joints of `joint_set`, or that has no box and fewer than
+    two distinct labelled points, is an error naming the source and record (skipped and
+    counted with `skip_invalid`); one with no labelled joint is skipped and counted.
+    """
+    margin = DEFAULT_BOX_MARGIN if margin is None else margin
+    reading = Reading(source=str(source), format=format)
+    for person_id, person in enumerate(people):
+        if not any(flag > 0 for _, _, flag in person.points.values()):
+            reading.skipped.setdefault(NO_ANNOTATED_JOINTS, []).append(person.record)
+            continue
+        try:
+            annotation = annotation_from_points(
+                joint_set,
+                person.points,
+                person.image,
+                person_id,
+                person.record,
+                box=person.box,
+                image_size=person.image_size,
+                margin=margin,
+            )
+            if annotation is None:
+                raise ValueError("no person box, and fewer than two distinct labelled points")
+        except ValueError as error:
+            message = f"{source}: {person.record}: {error}."
+            reading.reject(INVALID_RECORD, person.record, message, skip_invalid)
+            continue
+        reading.people.append(annotation)
+    return reading
+
+
+def add_joint_arguments(parser: argparse.ArgumentParser):
+    """`--joints`, `--flip-pairs`, `--name`, `--box-margin` of the labelling-tool CLIs."""
+    parser.add_argument(
+        "--joints",
+        help="Joint-set JSON file (JointSet.to_dict form, as tfrecords_tools.custom takes); "
+        "default: the labels found, in order of first appearance.",
+    )
+    parser.add_argument(
+        "--flip-pairs",
+        help="Without --joints: left/right labels swapped by horizontal flips, 'a:b,c:d', or "
+        "'none' (default: found from left/right names).",
+    )
+    parser.add_argument(
+        "--name",
+        help="Without --joints: joint-set and dataset name (default: keypoints; CVAT: the "
+        "skeleton label).",
+    )
+    parser.add_argument(
+        "--box-margin",
+        type=float,
+        default=DEFAULT_BOX_MARGIN,
+        help="Without a person box in the source: box = labelled extent widened by this "
+        f"fraction of its longer side on every side (default: {DEFAULT_BOX_MARGIN}).",
+    )
+
+
+def joints_argument(arguments):
+    """The joint set of `--joints FILE`, or None when not given."""
+    if not arguments.joints:
+        return None
+    from tfrecords_tools.custom import load_joint_set
+
+    return load_joint_set(arguments.joints)
+
+
+def joint_set_for_labels(joint_set, labels, name, flip_pairs=None, limbs=()) -> JointSet:
+    """`joint_set` when given, else a joint set of `labels` (`joint_set_from_names`)."""
+    if joint_set is not None:
+        return joint_set
+    if not labels:
+        raise ConversionError("no labelled point found, so there is no joint set to name.")
+    try:
+        return joint_set_from_names(name, labels, limbs, flip_pairs)
+    except ValueError as error:
+        raise ConversionError(f"joint set from the labels {labels}: {error}.") from None
 
 
 # --- the DeepLabCut project --------------------------------------------------------------
