@@ -4,7 +4,9 @@ A chain of small named stages mapped over the dataset (the tf.data guide's style
 `AUTOTUNE` parallelism and prefetching at the end; no Python runs per example:
 
     read_records   parallel interleaved reads over the shards (file order shuffled in
-                   training), each record tagged with its shard and record index
+                   training), each shard on its own and each record tagged with its shard
+                   and record index; a shard that ends before its manifest's count (corrupt
+                   or truncated) fails naming the shard and the record
     parse_record   the schema of `pose_keras.records`, plus `problem`: why a record is bad
                    input ("" when it is fine)
     check_record   bad input fails with an error naming the shard and record index, or,
@@ -24,14 +26,19 @@ centre shift U(-t, t) x box side, colour jitter. Each example's random draws com
 stateless generator keyed by (seed, position in the stream), so a seeded pipeline yields
 identical batches run after run, whatever the parallelism.
 
-Bad input: the manifest's joint set is checked against the config before any work; shards
-are checked against the manifest's SHA-256 (`data.verify_checksums`), so a truncated or
-corrupt shard is reported with its first unreadable record; records with undecodable or
-truncated image bytes, a wrong joint count, no annotated joint, keypoints far outside the
-image (`data.keypoint_margin`) or a decoded size that differs from the recorded one fail
-with `Bad input: <shard> record <index>: <reason>`. With `data.skip_bad_records=true`,
-`scan_records` decodes every record first and the bad ones are left out, with the counts
-logged.
+Bad input: manifests are validated (`records.read_manifest`: types, counts, content
+checksum) and their joint set is checked against the config before any work; shards are
+checked against the manifest's SHA-256 and record count (`data.verify_checksums`), so a
+truncated or corrupt shard is reported with its first unreadable record; with the checks
+off, reading stops at the corrupt record and fails as `Bad input: <shard>: record <index>
+is corrupt or truncated`. Records with undecodable or truncated image bytes (the rule of
+`records.check_image_bytes`), a wrong joint count, no annotated joint, keypoints far outside
+the image (`data.keypoint_margin`), an image above `records.MAX_IMAGE_PIXELS` or a decoded
+size that differs from the recorded one fail with `Bad input: <shard> record <index>:
+<reason>`. Those failures surface as TF errors from the iterator; `describe_data_error`
+turns one into its one-line message. With `data.skip_bad_records=true`, `scan_records`
+checks every record first (`records.check_image_bytes` on every image) and the bad ones
+are left out, with the counts logged.
 
 Examples:
 
@@ -62,11 +69,11 @@ LOGGER = logging.getLogger(__name__)
 
 # MPII evaluation kit (`evaluatePCKh.m`): the PCKh normaliser is SC_BIAS x head-box diagonal.
 SC_BIAS = 0.6
-# A truncated JPEG or PNG lacks its end marker (JPEG EOI `FF D9`, PNG `IEND` chunk) near the
-# end of the bytes; a few KiB of slack tolerates trailers some cameras append after EOI.
-END_MARKER_WINDOW = 4096
-JPEG_MAGIC = b"\xff\xd8\xff"
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# What valid image bytes are is defined once, by `records.check_image_bytes`; the graph
+# checks of `parse_record` are its TF twin (tests/test_faults_data.py holds them equal).
+END_MARKER_WINDOW = records.END_MARKER_WINDOW
+JPEG_MAGIC = records.JPEG_MAGIC
+PNG_MAGIC = records.PNG_MAGIC
 
 
 # --------------------------------------------------------------------------------------
@@ -185,7 +192,10 @@ def _readable_records(path) -> tuple[int, str | None]:
 
 
 def verify_shards(split: Split) -> None:
-    """Check each shard's SHA-256 against its manifest; name the first bad record if not.
+    """Check each shard's SHA-256 and record count against its manifest.
+
+    The count comes from the TFRecord framing (`records.count_records`, no decoding), so a
+    manifest whose counts were edited is caught even when it predates `content_sha256`.
 
     Raises:
         ValueError: `<shard>: record <i> is corrupt or truncated ...` when a shard cannot be
@@ -195,10 +205,16 @@ def verify_shards(split: Split) -> None:
         split.paths, split.counts, split.checksums, strict=True
     ):
         status = os.stat(path)
-        key = (os.path.abspath(path), status.st_size, status.st_mtime_ns)
+        key = (os.path.abspath(path), status.st_size, status.st_mtime_ns, expected_count)
         if checksum is None or _VERIFIED.get(key):
             continue
         if records.sha256_of_file(path) == checksum:
+            found = records.count_records(path)
+            if found != expected_count:
+                raise ValueError(
+                    f"Bad input: {path} holds {found} records but its manifest says "
+                    f"{expected_count}: the manifest was edited. Re-run the converter."
+                )
             _VERIFIED[key] = True
             continue
         readable, message = _readable_records(path)
@@ -220,29 +236,49 @@ def verify_shards(split: Split) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def read_records(paths, take_counts=None, training=False, seed=0, cycle_length=None):
+def read_records(
+    paths, take_counts=None, training=False, seed=0, cycle_length=None, expected_counts=None
+):
     """Records of the shards, each as {"serialized", "source", "record_index"}.
 
     Training: shard order is reshuffled each epoch and shards are read in parallel,
     interleaved, forever. Otherwise: one pass in shard order, records in file order.
     `take_counts` limits each shard to its first records (skip mode: the readable part).
+
+    Each shard is read on its own, so its name is known where reading stops: TF's
+    `DataLossError` ("corrupted record at <offset>", naming no file) ends that shard's
+    reads, and a check at the shard's end fails with `Bad input: <shard>: record <i> is
+    corrupt or truncated` when fewer records than `expected_counts` (the manifest's) came
+    out, or more.
     """
     paths = [str(path) for path in paths]
     if take_counts is None:
         take_counts = [-1] * len(paths)
+    if expected_counts is None:
+        expected_counts = [-1] * len(paths)
     files = tf.data.Dataset.from_tensor_slices(
-        (tf.constant(paths), tf.constant(take_counts, tf.int64))
+        (
+            tf.constant(paths),
+            tf.constant(take_counts, tf.int64),
+            tf.constant(expected_counts, tf.int64),
+        )
     )
 
-    def read_shard(path, take):
-        shard = tf.data.TFRecordDataset(path).take(take).enumerate()
-        return shard.map(
-            lambda index, serialized: {
-                "serialized": serialized,
+    def read_shard(path, take, expected):
+        shard = tf.data.TFRecordDataset(path).take(take).ignore_errors()
+        shard = shard.map(lambda serialized: (serialized, False))
+        shard = shard.concatenate(tf.data.Dataset.from_tensors((tf.constant(""), True)))
+        shard = shard.enumerate().map(
+            lambda index, element: {
+                "serialized": element[0],
                 "source": path,
                 "record_index": index,
+                "end": element[1],
+                "expected": expected,
             }
         )
+        shard = shard.map(check_shard_end).filter(lambda element: ~element["end"])
+        return shard.map(lambda element: {k: v for k, v in element.items() if k != "end"})
 
     if not training:
         return files.flat_map(read_shard)
@@ -253,6 +289,38 @@ def read_records(paths, take_counts=None, training=False, seed=0, cycle_length=N
         block_length=1,
         num_parallel_calls=AUTOTUNE,
     )
+
+
+def check_shard_end(element):
+    """At a shard's end marker: fail unless the shard gave the manifest's record count."""
+    read, expected = element["record_index"], element["expected"]
+    short = element["end"] & (expected >= 0) & (read < expected)
+    long = element["end"] & (expected >= 0) & (read > expected)
+    message = tf.strings.join(
+        [
+            "Bad input: ",
+            element["source"],
+            ": ",
+            tf.where(
+                short,
+                tf.strings.format(
+                    "record {} is corrupt or truncated (the shard ends after {} of the {} "
+                    "records its manifest lists); re-run the converter, or set "
+                    "data.skip_bad_records=true to train on the readable records",
+                    (read, read, expected),
+                ),
+                tf.strings.format(
+                    "the shard holds {} records but its manifest lists {}; re-run the converter",
+                    (read, expected),
+                ),
+            ),
+        ]
+    )
+    assertion = tf.debugging.Assert(~(short | long), [message])
+    with tf.control_dependencies([assertion]):
+        element["serialized"] = tf.identity(element["serialized"])
+    element.pop("expected")
+    return element
 
 
 def _record_spec():
@@ -371,6 +439,13 @@ def parse_record(element, num_joints: int, keypoint_margin: float = 0.1) -> dict
         ),
         (~has_size, tf.constant("image/height and image/width must be positive")),
         (
+            height * width > float(records.MAX_IMAGE_PIXELS),
+            tf.constant(
+                f"image/height x image/width above the {records.MAX_IMAGE_PIXELS // 10**6} MP "
+                "limit (records.MAX_IMAGE_PIXELS)"
+            ),
+        ),
+        (
             ~(example["person/scale"] > 0)
             | ~tf.reduce_all(tf.math.is_finite(example["person/center"])),
             tf.constant("person/scale must be positive and person/center finite"),
@@ -417,6 +492,55 @@ def check_record(example):
     with tf.control_dependencies([assertion]):
         example["encoded"] = tf.identity(example["encoded"])
     return example
+
+
+_DECODE_FAILURES = ("jpeg::Uncompress", "Invalid PNG data", "Unknown image file format", "libpng")
+
+
+def describe_data_error(error) -> str | None:
+    """The one-line message for a bad-input error raised while iterating our datasets.
+
+    The checks of this module fail inside the tf.data graph (`check_record`,
+    `check_shard_end`, `load_person`) with a TF `InvalidArgumentError` whose long message
+    embeds `Bad input: <shard> record <i>: <why>`; this returns that line. A decode
+    failure TensorFlow reports without the record, and a `DataLossError`, get a line that
+    says what to do. CLIs print the line and exit 2 (`python -m pose_keras.fit`).
+
+    Args:
+        error: an exception, typically a `tf.errors.OpError` from `next(iterator)` or
+            `model.fit`, or a `ValueError` from the checks before any work.
+
+    Returns:
+        str, or None when the error is not about the input data.
+
+    >>> describe_data_error(ValueError("Bad input: a.tfrecord record 3: no image bytes"))
+    'Bad input: a.tfrecord record 3: no image bytes'
+    """
+    message = getattr(error, "message", None) or str(error)
+    start = message.find("Bad input: ")
+    if start >= 0:
+        line = message[start:].split("\n", 1)[0].rstrip()
+        if isinstance(error, tf.errors.OpError) and line.endswith("]"):
+            line = line[:-1]  # the bracket `tf.debugging.Assert` puts around its data
+        return line
+    if not isinstance(error, tf.errors.OpError):
+        return None
+    detail = records.tf_error_line(error)
+    if isinstance(error, tf.errors.DataLossError):
+        return (
+            f"Bad input: a TFRecord shard is corrupt ({detail}); run "
+            "pose_keras.pipeline.scan_records on the split to find it, or set "
+            "data.skip_bad_records=true."
+        )
+    if isinstance(error, tf.errors.InvalidArgumentError) and any(
+        marker in detail for marker in _DECODE_FAILURES
+    ):
+        return (
+            f"Bad input: an image in the records does not decode ({detail}); set "
+            "data.skip_bad_records=true to find and skip it (pose_keras.pipeline.scan_records "
+            "names the record)."
+        )
+    return None
 
 
 # --------------------------------------------------------------------------------------
@@ -681,6 +805,7 @@ def _problem_kind(problem: str) -> str:
         "all joints missing",
         "non-finite",
         "outside the image",
+        "MP limit",
         "image/height",
         "person/scale",
     ):
@@ -690,6 +815,7 @@ def _problem_kind(problem: str) -> str:
                 "visibility": "bad visibility",
                 "non-finite": "non-finite keypoints",
                 "outside the image": "keypoints outside the image",
+                "MP limit": "image too large",
                 "image/height": "bad image size",
                 "person/scale": "bad centre or scale",
             }.get(kind, kind)
@@ -730,16 +856,16 @@ def scan_records(pattern, joint_set: JointSet | None = None, keypoint_margin=0.1
                 kind = _problem_kind(detail) if detail else ""
                 if not detail and decode:
                     try:
-                        decoded_size = tuple(decode_image(encoded).shape[:2])
-                        if decoded_size != tuple(image_size.numpy()):
+                        height, width, _ = records.check_image_bytes(encoded.numpy(), "image")
+                        if (height, width) != tuple(image_size.numpy()):
                             kind = "image size mismatch"
                             detail = (
-                                f"the image decodes to {decoded_size} (height, width) but the "
-                                f"record says {tuple(image_size.numpy())}"
+                                f"the image decodes to {(height, width)} (height, width) but "
+                                f"the record says {tuple(image_size.numpy())}"
                             )
-                    except tf.errors.InvalidArgumentError as error:
+                    except records.BadImageError as error:
                         kind = "undecodable image"
-                        detail = f"undecodable image ({error.message.strip().splitlines()[0]})"
+                        detail = f"undecodable image ({error})"
                 if detail:
                     bad.append((path, index, kind, detail))
         except records.CorruptShardError as error:
@@ -774,7 +900,10 @@ def _good_records(config: Config, split: Split, training: bool, seed: int):
         if data.verify_checksums:
             verify_shards(split)
         take, bad_keys = None, []
-    dataset = read_records(split.paths, take, training=training, seed=seed)
+    expected = list(split.counts) if take is None else list(take)
+    dataset = read_records(
+        split.paths, take, training=training, seed=seed, expected_counts=expected
+    )
     # Shuffle the serialised records (cheap to hold); a buffer larger than the split
     # would only hold repeats.
     buffer = min(data.shuffle_buffer, split.count)

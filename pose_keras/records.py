@@ -22,11 +22,40 @@ Schema (version 1). Coordinates are image px: 0-based pixel centres of the origi
 | `keypoints/xy` | float x 2J | (x, y) per joint, image px, joint order of the manifest's joint set; 0 when not annotated |
 | `keypoints/visibility` | int64 x J | 0 = not annotated, 1 = annotated but occluded, 2 = annotated and visible |
 
-Each split is a set of shards `<prefix>-<index:05d>.tfrecord` plus `<prefix>.manifest.json`
-holding the schema version, dataset name, joint set (names, flip pairs, limbs, normaliser),
-per-shard example counts and SHA-256 checksums, and what the converter skipped. Shards are
-written to a temporary name and renamed when complete; the manifest is written last, so a
-split without a manifest is incomplete.
+Each split is a set of shards `<prefix>-<index:05d>.tfrecord` plus `<prefix>.manifest.json`.
+
+Manifest (a JSON object; `read_manifest` checks every field and names the file when one is
+wrong):
+
+| key | type | meaning |
+|---|---|---|
+| `schema_version` | int | `SCHEMA_VERSION` of the records |
+| `dataset` | str | dataset name |
+| `count` | int | people in the split; must equal the sum of the shards' `count` |
+| `joint_set` | object | `JointSet.to_dict()`: names, flip pairs, limbs, normaliser |
+| `shards` | list | `{"file": <shard file name beside the manifest>, "count": <records>, "sha256": <hex>}` in record order |
+| `skipped` | object | reason -> `{"count", "names"}`: what the converter left out |
+| `content_sha256` | str | SHA-256 of the manifest itself without this key (`manifest_digest`) |
+| other keys | any | what the converter adds (`source`, `format`, `split`, ...) |
+
+Counts are verified, so a training run never sizes its epochs from a number nobody wrote:
+`content_sha256` makes any edit of the manifest (a `count`, a shard's `count`) an error
+when it is read, and the pipeline's checksum check (`data.verify_checksums`) also counts
+each shard's records by walking the TFRecord framing (`count_records`, no decoding) and
+compares them with the manifest. Manifests written before `content_sha256` existed are read
+without that check (the sum and the record counts are still checked).
+
+Writing is all-or-nothing: new shards are written under temporary names
+(`<prefix>-<index:05d>.tfrecord.tmp`) beside whatever the prefix held before; only when the
+whole split is written do they replace the old shards, and the manifest is written last.
+A failed run removes its temporary files and leaves an earlier split byte-identical; a
+split without a manifest is incomplete. Only this prefix's own files
+(`<prefix>-NNNNN.tfrecord[.tmp]`, five digits, and `<prefix>.manifest.json[.tmp]`) are ever
+touched, so `records/coco` never disturbs `records/coco-val`.
+
+A valid image is what `check_image_bytes` accepts: JPEG or PNG bytes with their end marker,
+a readable header of at most `MAX_IMAGE_PIXELS`, that TensorFlow decodes (grayscale, CMYK,
+alpha and 16-bit images included) to the header's size. Converters and the pipeline use it.
 """
 
 import dataclasses
@@ -34,6 +63,8 @@ import glob
 import hashlib
 import json
 import os
+import re
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +74,15 @@ from pose_keras.joints import JointSet
 SCHEMA_VERSION = 1
 NOT_ANNOTATED, OCCLUDED, VISIBLE = 0, 1, 2
 NO_HEAD_BOX = (-1.0, -1.0, -1.0, -1.0)
+
+JPEG_MAGIC = b"\xff\xd8\xff"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# A truncated JPEG or PNG lacks its end marker (JPEG EOI `FF D9`, PNG `IEND` chunk) near the
+# end of the bytes; a few KiB of slack tolerates trailers some cameras append after EOI.
+END_MARKER_WINDOW = 4096
+# Larger images are refused before decoding (a 100 MP RGB image is 300 MB decoded, 1.2 GB
+# as the pipeline's float32): far beyond any pose dataset, a sign of a broken or hostile file.
+MAX_IMAGE_PIXELS = 100_000_000
 
 
 @dataclasses.dataclass
@@ -215,6 +255,131 @@ def example_to_record(serialized: bytes, source: str = "record") -> PersonRecord
     )
 
 
+def tf_error_line(error) -> str:
+    """The first line of a TensorFlow error's message, without its `{{function_node ...}}`
+    prefix and ` [Op:...]` suffix."""
+    message = (getattr(error, "message", None) or str(error)).strip()
+    if message.startswith("{{function_node"):
+        message = message.split("}}", 1)[-1].strip()
+    return message.split("\n", 1)[0].split(" [Op:", 1)[0].strip()
+
+
+class BadImageError(ValueError):
+    """Image bytes that are not a valid record image (see `check_image_bytes`).
+
+    `str(error)` is `"<name>: <reason>."`; `error.reason` is the reason alone.
+    """
+
+    def __init__(self, name, reason: str):
+        self.name, self.reason = str(name), reason
+        super().__init__(f"{name}: {reason}.")
+
+
+def _has_end_marker(data: bytes, image_format: str) -> bool:
+    tail = data[-END_MARKER_WINDOW:]
+    return (b"\xff\xd9" in tail) if image_format == "jpeg" else (b"IEND" in tail)
+
+
+# PNG colour type -> channels (PNG specification, section 11.2.2 IHDR).
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}
+# JPEG start-of-frame markers (ITU T.81, table B.1): C0-CF except DHT (C4), JPG (C8), DAC (CC).
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def image_header(data: bytes):
+    """`(format, height, width, channels)` from a JPEG or PNG header, without decoding.
+
+    Returns None when the bytes are neither, or the header (PNG `IHDR`, JPEG `SOFn`) is
+    missing or garbled. Channels are as stored: 1 gray, 2 gray+alpha, 3 RGB/YCbCr/palette,
+    4 RGBA or CMYK.
+    """
+    if data.startswith(PNG_MAGIC):
+        if len(data) < 26 or data[12:16] != b"IHDR":
+            return None
+        width, height = struct.unpack(">II", data[16:24])
+        channels = _PNG_CHANNELS.get(data[25])
+        return None if channels is None else ("png", height, width, channels)
+    if not data.startswith(JPEG_MAGIC):
+        return None
+    position = 2
+    while position + 4 <= len(data):
+        if data[position] != 0xFF:
+            return None
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # no length field
+            position += 2
+            continue
+        if marker == 0xDA:  # start of scan before any frame header
+            return None
+        (length,) = struct.unpack(">H", data[position + 2 : position + 4])
+        if marker in _JPEG_SOF:
+            if position + 10 > len(data):
+                return None
+            height, width = struct.unpack(">HH", data[position + 5 : position + 9])
+            return "jpeg", height, width, data[position + 9]
+        position += 2 + length
+    return None
+
+
+def check_image_bytes(data: bytes, name: str = "image") -> tuple[int, int, int]:
+    """The one definition of valid image bytes in a record; `(height, width, channels)`.
+
+    Valid: JPEG or PNG (the schema's formats) whose end marker is present (JPEG EOI, PNG
+    `IEND`, within the last `END_MARKER_WINDOW` bytes: the pipeline checks the same in
+    its graph, `pipeline.parse_record`), whose header declares at most `MAX_IMAGE_PIXELS`
+    (checked before decoding), and that `tf.io.decode_image(..., channels=3)` decodes to
+    the header's size, as the pipeline decodes it: grayscale becomes RGB, alpha is
+    dropped, CMYK JPEGs are converted by libjpeg, 16-bit PNGs are scaled to 8 bits.
+    `channels` is the number stored (1, 2, 3 or 4).
+
+    Raises:
+        BadImageError: `"<name>: <why>"` (zero bytes, unsupported format, truncated, no
+            header, too large, undecodable).
+    """
+    import tensorflow as tf
+
+    data = bytes(data)
+    if not data:
+        raise BadImageError(name, "zero bytes")
+    if data.startswith(JPEG_MAGIC):
+        image_format = "jpeg"
+    elif data.startswith(PNG_MAGIC):
+        image_format = "png"
+    else:
+        raise BadImageError(name, "unsupported image format (not JPEG or PNG)")
+    if not _has_end_marker(data, image_format):
+        marker = "EOI" if image_format == "jpeg" else "IEND"
+        raise BadImageError(name, f"truncated {image_format.upper()} (no {marker} marker)")
+    header = image_header(data)
+    if header is None:
+        raise BadImageError(name, f"no readable {image_format.upper()} header")
+    _, height, width, channels = header
+    if height <= 0 or width <= 0:
+        raise BadImageError(name, f"the header declares a {width}x{height} image")
+    if height * width > MAX_IMAGE_PIXELS:
+        raise BadImageError(
+            name,
+            f"the header declares {width}x{height} px ({height * width / 1e6:.0f} MP), "
+            f"above the {MAX_IMAGE_PIXELS / 1e6:.0f} MP limit",
+        )
+    try:
+        decoded = tf.io.decode_image(data, channels=3, expand_animations=False)
+    except tf.errors.OpError as error:
+        raise BadImageError(
+            name, f"undecodable {image_format.upper()} ({tf_error_line(error)})"
+        ) from None
+    if tuple(decoded.shape[:2]) != (height, width):
+        raise BadImageError(
+            name,
+            f"decodes to {decoded.shape[1]}x{decoded.shape[0]} px but its header "
+            f"declares {width}x{height}",
+        )
+    return height, width, channels
+
+
 def sha256_of_file(path) -> str:
     """Hex SHA-256 of a file, read in 1 MiB blocks (the manifests' shard checksums)."""
     digest = hashlib.sha256()
@@ -228,13 +393,156 @@ def manifest_path(prefix) -> Path:
     return Path(f"{prefix}.manifest.json")
 
 
+def manifest_digest(manifest: dict) -> str:
+    """SHA-256 of a manifest's content without its `content_sha256` key (canonical JSON)."""
+    content = {key: value for key, value in manifest.items() if key != "content_sha256"}
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class ManifestError(ValueError):
+    """A manifest that is not valid JSON, lacks a field, has a wrong type or was edited."""
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def validate_manifest(manifest, path) -> dict:
+    """Check a parsed manifest against the schema of the module docstring; return it.
+
+    Raises:
+        ManifestError: `"<path>: <what is wrong>; re-run the converter."`
+    """
+
+    def fail(problem):
+        raise ManifestError(f"{path}: {problem}; re-run the converter that wrote it.")
+
+    if not isinstance(manifest, dict):
+        fail(f"expected a JSON object, found {type(manifest).__name__}")
+    for key in ("schema_version", "dataset", "count", "joint_set", "shards"):
+        if key not in manifest:
+            fail(f"missing key {key!r}")
+    if manifest["schema_version"] != SCHEMA_VERSION:
+        fail(f"schema_version {manifest['schema_version']!r}, expected {SCHEMA_VERSION}")
+    if not isinstance(manifest["dataset"], str):
+        fail("'dataset' must be a string")
+    if not _is_count(manifest["count"]):
+        fail(f"'count' must be a non-negative integer, found {manifest['count']!r}")
+    if not isinstance(manifest["joint_set"], dict):
+        fail("'joint_set' must be an object")
+    try:
+        JointSet.from_dict(manifest["joint_set"])
+    except (TypeError, ValueError) as error:
+        fail(f"invalid 'joint_set' ({error})")
+    shards = manifest["shards"]
+    if not isinstance(shards, list):
+        fail("'shards' must be a list")
+    for index, shard in enumerate(shards):
+        if not isinstance(shard, dict) or not isinstance(shard.get("file"), str):
+            fail(f"shards[{index}] must be an object with a 'file' name")
+        if not shard["file"] or os.path.basename(shard["file"]) != shard["file"]:
+            fail(f"shards[{index}] 'file' must be a file name beside the manifest")
+        if not _is_count(shard.get("count")):
+            fail(f"shards[{index}] 'count' must be a non-negative integer")
+        checksum = shard.get("sha256")
+        if checksum is not None and not re.fullmatch(r"[0-9a-f]{64}", str(checksum)):
+            fail(f"shards[{index}] 'sha256' must be 64 hex digits")
+    total = sum(shard["count"] for shard in shards)
+    if total != manifest["count"]:
+        fail(f"'count' is {manifest['count']} but its shards hold {total} records")
+    if "content_sha256" in manifest and manifest["content_sha256"] != manifest_digest(manifest):
+        fail(
+            "its content differs from its content_sha256 (the file was edited after it was written)"
+        )
+    return manifest
+
+
+def load_manifest(path) -> dict:
+    """Read and validate one manifest file (`validate_manifest`)."""
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ManifestError(f"{path}: cannot read the manifest ({error}).") from None
+    try:
+        manifest = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ManifestError(f"{path}: not valid JSON ({error}); re-run the converter.") from None
+    return validate_manifest(manifest, path)
+
+
+class OutputPathError(OSError):
+    """A split cannot be written where asked: the message names the path and why."""
+
+
+def _own_files(prefix: Path):
+    """This prefix's own files in its folder: shards, their temporary names, the manifest."""
+    pattern = re.compile(
+        re.escape(prefix.name) + r"(-\d{5}\.tfrecord(\.tmp)?|\.manifest\.json(\.tmp)?)"
+    )
+    if not prefix.parent.is_dir():
+        return []
+    return sorted(p for p in prefix.parent.iterdir() if pattern.fullmatch(p.name))
+
+
+def check_output_prefix(prefix) -> Path:
+    """Check, without writing anything, that a split can be written at `prefix`.
+
+    The nearest existing folder above it must be a writable folder (not a file in the
+    way), and the prefix, its manifest and shard names must not be folders.
+
+    Raises:
+        OutputPathError: `"cannot write TFRecords at <prefix>: <path> <why>."`
+    """
+    prefix = Path(prefix)
+
+    def fail(why):
+        raise OutputPathError(f"cannot write TFRecords at {prefix}: {why}.")
+
+    if not prefix.name or prefix.is_dir():
+        fail(f"{prefix} is a folder; give a prefix inside it such as {prefix / 'train'}")
+    existing = prefix.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        fail(f"{existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        fail(f"the folder {existing} is not writable")
+    for path in _own_files(prefix):
+        if path.is_dir():
+            fail(f"{path} is a folder in the way")
+    return prefix
+
+
+def count_records(path) -> int:
+    """Number of complete records in a TFRecord file, from its framing alone (no decoding).
+
+    TFRecord framing (tensorflow.org/tutorials/load_data/tfrecord): per record a uint64
+    little-endian length, a uint32 CRC of the length, the data, a uint32 CRC of the data.
+    The walk seeks from header to header; CRCs are not checked (the SHA-256 is).
+    """
+    size = os.path.getsize(path)
+    count = offset = 0
+    with open(path, "rb") as handle:
+        while offset + 12 <= size:
+            handle.seek(offset)
+            (length,) = struct.unpack("<Q", handle.read(8))
+            offset += 16 + length
+            if offset > size:
+                break
+            count += 1
+    return count
+
+
 class ShardedWriter:
     """Write `PersonRecord`s into shards `<prefix>-00000.tfrecord`, ... and a manifest.
 
-    Use as a context manager. A shard is written under a `.tmp` name and renamed when full
-    or when the writer closes; the manifest is written (also atomically) only when the
-    `with` block exits without an exception, so an interrupted conversion never looks
-    complete. Temporary files of a failed run are removed.
+    Use as a context manager. Shards are written under temporary names beside what the
+    prefix held before; only when the `with` block exits without an exception do they
+    replace the old shards, and the manifest (with its `content_sha256`) is written last.
+    On an exception the temporary files are removed and an earlier split at the prefix is
+    left byte-identical. Only this prefix's own files are touched (see the module
+    docstring). A path that cannot be written raises `OutputPathError` naming it.
 
     Args:
         prefix: str or Path. Output path prefix, e.g. `records/mpii_train`.
@@ -260,44 +568,72 @@ class ShardedWriter:
         self.dataset = dataset
         self.examples_per_shard = examples_per_shard
         self.extra = dict(extra or {})
-        self.shards = []  # dicts: file, count, sha256
+        self.shards = []  # dicts: file, count, sha256 (written, still under temporary names)
         self.skipped = {}  # reason -> list of names
         self._writer = None
         self._temporary = None
         self._count_in_shard = 0
         self.count = 0
 
+    def _shard_path(self, index: int) -> Path:
+        return Path(f"{self.prefix}-{index:05d}.tfrecord")
+
+    @staticmethod
+    def _temporary_of(path: Path) -> Path:
+        return path.with_name(path.name + ".tmp")
+
     def __enter__(self):
-        self.prefix.parent.mkdir(parents=True, exist_ok=True)
-        for stale in glob.glob(f"{glob.escape(str(self.prefix))}-*.tfrecord*"):
-            os.remove(stale)
-        stale_manifest = manifest_path(self.prefix)
-        if stale_manifest.exists():
-            stale_manifest.unlink()
+        check_output_prefix(self.prefix)
+        try:
+            self.prefix.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise OutputPathError(
+                f"cannot write TFRecords at {self.prefix}: cannot create the folder "
+                f"{self.prefix.parent} ({error.strerror or error})."
+            ) from None
+        for stale in _own_files(self.prefix):
+            if stale.name.endswith(".tmp"):  # left by a run that was killed
+                stale.unlink()
         return self
+
+    def _fail(self, path, error):
+        detail = getattr(error, "message", None) or getattr(error, "strerror", None) or error
+        raise OutputPathError(f"cannot write {path}: {str(detail).strip().splitlines()[0]}.")
 
     def _open_shard(self):
         import tensorflow as tf
 
-        index = len(self.shards)
-        final = Path(f"{self.prefix}-{index:05d}.tfrecord")
-        self._temporary = final.with_name(final.name + ".tmp")
-        self._writer = tf.io.TFRecordWriter(str(self._temporary))
+        self._temporary = self._temporary_of(self._shard_path(len(self.shards)))
+        try:
+            self._writer = tf.io.TFRecordWriter(str(self._temporary))
+        except (tf.errors.OpError, OSError) as error:
+            self._writer = None
+            self._fail(self._temporary, error)
         self._count_in_shard = 0
 
     def _close_shard(self):
+        import tensorflow as tf
+
         if self._writer is None:
             return
-        self._writer.close()
-        final = Path(str(self._temporary)[: -len(".tmp")])
-        os.replace(self._temporary, final)
+        writer, self._writer = self._writer, None
+        try:
+            writer.close()
+            checksum = sha256_of_file(self._temporary)
+        except (tf.errors.OpError, OSError) as error:
+            self._fail(self._temporary, error)
         self.shards.append(
-            {"file": final.name, "count": self._count_in_shard, "sha256": sha256_of_file(final)}
+            {
+                "file": self._shard_path(len(self.shards)).name,
+                "count": self._count_in_shard,
+                "sha256": checksum,
+            }
         )
-        self._writer = None
         self._temporary = None
 
     def write(self, record: PersonRecord):
+        import tensorflow as tf
+
         if record.num_joints != self.joint_set.num_joints:
             raise ValueError(
                 f"{record.describe()}: {record.num_joints} joints, but joint set "
@@ -305,7 +641,10 @@ class ShardedWriter:
             )
         if self._writer is None:
             self._open_shard()
-        self._writer.write(serialize_person(record))
+        try:
+            self._writer.write(serialize_person(record))
+        except (tf.errors.OpError, OSError) as error:
+            self._fail(self._temporary, error)
         self._count_in_shard += 1
         self.count += 1
         if self._count_in_shard >= self.examples_per_shard:
@@ -321,16 +660,21 @@ class ShardedWriter:
             parts.append(f"skipped {len(names)} ({reason})")
         return "; ".join(parts)
 
-    def __exit__(self, exc_type, exc, traceback):
-        if exc_type is not None:
-            if self._writer is not None:
+    def _remove_temporaries(self):
+        if self._writer is not None:
+            try:
                 self._writer.close()
-                if self._temporary is not None and self._temporary.exists():
-                    self._temporary.unlink()
-            for shard in self.shards:
-                (self.prefix.parent / shard["file"]).unlink(missing_ok=True)
-            return False
-        self._close_shard()
+            except Exception:  # noqa: BLE001 - the run failed already; clean up regardless
+                pass
+            self._writer = None
+        names = [self._temporary_of(self._shard_path(i)) for i in range(len(self.shards) + 1)]
+        target = manifest_path(self.prefix)
+        for path in [*names, self._temporary_of(target)]:
+            if path.is_file() or path.is_symlink():
+                path.unlink()
+
+    def _commit(self):
+        """Replace the prefix's old split by the new one; the manifest goes last."""
         manifest = {
             "schema_version": SCHEMA_VERSION,
             "dataset": self.dataset,
@@ -343,10 +687,36 @@ class ShardedWriter:
             },
             **self.extra,
         }
+        manifest["content_sha256"] = manifest_digest(manifest)
         target = manifest_path(self.prefix)
-        temporary = target.with_name(target.name + ".tmp")
-        temporary.write_text(json.dumps(manifest, indent=2) + "\n")
+        temporary = self._temporary_of(target)
+        try:
+            temporary.write_text(json.dumps(manifest, indent=2) + "\n")
+        except OSError as error:
+            self._fail(temporary, error)
+        # From here on only renames and removals: the old manifest goes first, so an
+        # interruption leaves a split without a manifest (incomplete), never a manifest
+        # that describes other shards.
+        new_files = {shard["file"] for shard in self.shards}
+        target.unlink(missing_ok=True)
+        for shard in self.shards:
+            final = self.prefix.parent / shard["file"]
+            os.replace(self._temporary_of(final), final)
+        for path in _own_files(self.prefix):
+            if path.name.endswith(".tfrecord") and path.name not in new_files:
+                path.unlink()
         os.replace(temporary, target)
+
+    def __exit__(self, exc_type, exc, traceback):
+        if exc_type is not None:
+            self._remove_temporaries()
+            return False
+        try:
+            self._close_shard()
+            self._commit()
+        except BaseException:
+            self._remove_temporaries()
+            raise
         return False
 
 
@@ -355,7 +725,7 @@ def shard_paths(pattern) -> list[str]:
     pattern = str(pattern)
     manifest = manifest_path(pattern)
     if manifest.exists():
-        data = json.loads(manifest.read_text())
+        data = load_manifest(manifest)
         return [str(manifest.parent / shard["file"]) for shard in data["shards"]]
     paths = sorted(path for path in glob.glob(pattern) if not path.endswith(".tmp"))
     if not paths:
@@ -364,7 +734,12 @@ def shard_paths(pattern) -> list[str]:
 
 
 def read_manifest(pattern) -> dict:
-    """The manifest of a split, given its prefix, a shard path or a shard glob."""
+    """The validated manifest of a split, given its prefix, a shard path or a shard glob.
+
+    Raises:
+        FileNotFoundError: no manifest.
+        ManifestError: the manifest is garbled or was edited (the message names it).
+    """
     pattern = str(pattern)
     candidates = [manifest_path(pattern)]
     for path in sorted(glob.glob(pattern)):
@@ -372,7 +747,7 @@ def read_manifest(pattern) -> dict:
         candidates.append(manifest_path(stem))
     for candidate in candidates:
         if candidate.exists():
-            return json.loads(candidate.read_text())
+            return load_manifest(candidate)
     raise FileNotFoundError(
         f"No manifest found for {pattern!r} (expected {candidates[0]} or a "
         "<prefix>.manifest.json beside the shards): the split is missing or incomplete."

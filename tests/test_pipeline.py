@@ -462,6 +462,7 @@ def test_wrong_joint_count_in_a_record_is_named(tmp_path):
     manifest = records.manifest_path(prefix)
     data = json.loads(manifest.read_text())
     data["joint_set"] = MPII.to_dict()  # a manifest that lies about the records
+    data["content_sha256"] = records.manifest_digest(data)  # ... and forges its checksum
     manifest.write_text(json.dumps(data))
     with pytest.raises(
         tf.errors.InvalidArgumentError, match="record 0: wrong joint count: 14 visibility values"
