@@ -10,6 +10,10 @@ command line (`python -m tfrecords_tools.<name> --help`):
 - `tfrecords_tools.lsp`: LSP and LSP-extended `joints.mat`.
 - `tfrecords_tools.coco`: COCO person-keypoints JSON.
 - `tfrecords_tools.custom`: a documented CSV or JSON layout with user-defined joints.
+- `tfrecords_tools.deeplabcut`: a single-animal DeepLabCut project (config.yaml +
+  CollectedData CSV/HDF5), written as a seeded train and validation split.
+- `tfrecords_tools.labelstudio`, `tfrecords_tools.cvat`, `tfrecords_tools.labelme`: keypoint
+  exports of those labelling tools (Label Studio JSON, CVAT for images 1.1 XML, labelme JSON).
 
 `tfrecords_tools.common` holds the shared `Annotation` type and the writer routine that
 looks images up, checks they decode, and writes `pose_keras.records.PersonRecord`s
