@@ -20,6 +20,7 @@ True
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from pathlib import Path
@@ -32,6 +33,34 @@ DECONV_KINDS = ("transpose", "upsample")
 def _check_choice(section, key, value, choices):
     if value not in choices:
         raise ValueError(f"{section}.{key} must be one of {list(choices)}, received {value!r}.")
+
+
+# Upper bounds on the network's size. A `.keras` file is rebuilt from these values
+# (`MultiScaleHourglass.from_config` goes through `ModelConfig`), so they are also what stops
+# a crafted file from asking for a network that hangs or exhausts the machine. The largest
+# published hourglass shapes (K=8, C=256, 256-384 px inputs) sit well inside them.
+MODEL_LIMITS = {
+    "input_size": 1024,
+    "num_joints": 512,
+    "stacks": 16,
+    "channels": 1024,
+    "regression_channels": 1024,
+    "stem_channels": 1024,
+}
+
+
+def _check_finite(section, instance):
+    """NaN and infinity compare false against every bound, so check them first: a NaN
+    learning rate or sigma would otherwise pass validation and fail (or diverge) later."""
+    for field in dataclasses.fields(instance):
+        value = getattr(instance, field.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{section}.{field.name} must be a finite number, received {value}.")
+
+
+def _check_at_most(section, key, value, limit):
+    if value > limit:
+        raise ValueError(f"{section}.{key} must be <= {limit}, received {value!r}.")
 
 
 def _check_positive(section, key, value, allow_zero=False):
@@ -81,6 +110,11 @@ class ModelConfig:
     stem_channels: int = 128
 
     def __post_init__(self):
+        for key, limit in MODEL_LIMITS.items():
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"model.{key} must be an integer, received {value!r}.")
+            _check_at_most("model", key, value, limit)
         if self.input_size < 64 or self.input_size % 64:
             raise ValueError(
                 f"model.input_size must be a positive multiple of 64, received {self.input_size}."
@@ -183,6 +217,7 @@ class DataConfig:
     cache_dir: str = ".cache/pose_keras"
 
     def __post_init__(self):
+        _check_finite("data", self)
         _check_positive("data", "sigma", self.sigma)
         _check_choice("data", "target_downsample", self.target_downsample, ("render", "area"))
         _check_positive("data", "box_scale", self.box_scale)
@@ -244,6 +279,7 @@ class TrainConfig:
     run_dir: str = "runs/default"
 
     def __post_init__(self):
+        _check_finite("train", self)
         _check_positive("train", "epochs", self.epochs)
         _check_positive("train", "batch_size", self.batch_size)
         _check_positive("train", "learning_rate", self.learning_rate)
@@ -254,9 +290,15 @@ class TrainConfig:
                 f"train.loss_weights must be a mapping, received {self.loss_weights!r}."
             )
         for name, weight in self.loss_weights.items():
-            if not isinstance(weight, int | float) or weight < 0:
+            if (
+                not isinstance(weight, int | float)
+                or isinstance(weight, bool)
+                or not math.isfinite(weight)
+                or weight < 0
+            ):
                 raise ValueError(
-                    f"train.loss_weights[{name!r}] must be a number >= 0, received {weight!r}."
+                    f"train.loss_weights[{name!r}] must be a number >= 0 and finite, "
+                    f"received {weight!r}."
                 )
         _check_choice(
             "train", "distribution", self.distribution, ("none", "mirrored", "multiworker")
@@ -327,9 +369,17 @@ class Config:
             data = json.loads(path.read_text())
         except FileNotFoundError:
             raise ValueError(f"Config file not found: {path}") from None
-        except json.JSONDecodeError as error:
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise ValueError(f"{path}: not valid JSON ({error}).") from None
-        return cls.from_dict(data, source=str(path))
+        except OSError as error:
+            raise ValueError(f"{path}: cannot read the config ({error.strerror}).") from None
+        try:
+            return cls.from_dict(data, source=str(path))
+        except ValueError as error:
+            message = str(error)
+            if message.startswith(f"{path}:"):
+                raise
+            raise ValueError(f"{path}: {message}") from None
 
     def with_overrides(self, overrides) -> "Config":
         """Apply `section.key=value` strings; values are parsed by the field's type."""
