@@ -16,7 +16,8 @@ each image or frame is treated as one person box covering it. Outputs, in `--out
   in image px (0-based pixel centres, as everywhere in pose_keras).
 - `keypoints.csv`: the same, one row per person, columns `<joint>_x`, `<joint>_y`,
   `<joint>_score`.
-- `overlays/`: the skeleton drawn on every image (PNG) and every video (MP4, codec `mp4v`).
+- `overlays/`: the skeleton drawn on every image (PNG) and every video (MP4: H.264 through
+  imageio-ffmpeg's ffmpeg, else `mp4v`; `pose_keras.video`).
 
 Examples:
 
@@ -607,8 +608,8 @@ def predict_images(predictor: Predictor, paths, boxes, overlay_dir, used_names, 
 def predict_video(predictor: Predictor, path, boxes, overlay_dir, used_names, max_frames, progress):
     """Predict the frames of one video (batched across frames); returns the person entries.
 
-    With `overlay_dir`, writes `<stem>.mp4` (codec mp4v, the source's frame rate) with the
-    skeletons drawn; it appears only when complete.
+    With `overlay_dir`, writes `<stem>.mp4` (`video.VideoWriter`: H.264, else mp4v; the
+    source's frame rate) with the skeletons drawn; it appears only when complete.
     """
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
@@ -628,13 +629,11 @@ def predict_video(predictor: Predictor, path, boxes, overlay_dir, used_names, ma
             if overlay_dir is not None:
                 overlay = predictor.overlay(image, keypoints, scores, person_boxes)
                 if writer is None:
+                    from pose_keras.video import VideoWriter
+
                     height, width = overlay.shape[:2]
-                    writer = cv2.VideoWriter(
-                        str(temporary), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height)
-                    )
-                    if not writer.isOpened():
-                        raise ValueError(f"Cannot write video {target} (codec mp4v).")
-                writer.write(np.ascontiguousarray(overlay[..., ::-1]))
+                    writer = VideoWriter(temporary, fps, width, height)
+                writer.write(overlay)
         progress.update(len(pending))
         pending.clear()
 
@@ -666,13 +665,13 @@ def predict_video(predictor: Predictor, path, boxes, overlay_dir, used_names, ma
         if frame_index == 0:
             raise ValueError(f"{path}: no frame could be decoded.")
         if writer is not None:
-            writer.release()
+            writer.close()
             writer = None
             os.replace(temporary, target)
     finally:
         capture.release()
         if writer is not None:
-            writer.release()
+            writer.close()
         if temporary is not None and temporary.exists():
             temporary.unlink()
     return entries
