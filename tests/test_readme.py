@@ -22,3 +22,17 @@ def test_ci_runs_the_readme_test_command_verbatim():
     _, test = readme_commands()
     ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
     assert test in ci_lines
+
+
+def test_readme_commands_install_the_tested_versions():
+    train, test = readme_commands()
+    assert "pip install -c constraints.txt -e . &&" in train
+    assert 'pip install -c constraints.txt -e ".[dev]" &&' in test
+    assert (ROOT / "constraints.txt").is_file()
+
+
+def test_readme_shows_the_python_api_and_how_numbers_vary():
+    text = (ROOT / "README.md").read_text()
+    assert "## Python API" in text and "pose_keras.load(" in text
+    assert "77.2 PCKh in 14.2 min" in text and "AMD EPYC" in text
+    assert "tools/lock.sh" in text
