@@ -598,7 +598,8 @@ class ShardedWriter:
 
     def _fail(self, path, error):
         detail = getattr(error, "message", None) or getattr(error, "strerror", None) or error
-        raise OutputPathError(f"cannot write {path}: {str(detail).strip().splitlines()[0]}.")
+        detail = str(detail).strip().splitlines()[0].replace(str(path), "").strip(" ;:")
+        raise OutputPathError(f"cannot write {path}: {detail or type(error).__name__}.")
 
     def _open_shard(self):
         import tensorflow as tf

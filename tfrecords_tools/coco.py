@@ -1,13 +1,23 @@
-"""COCO person keypoints (`person_keypoints_*.json`) -> TFRecords, one record per person.
+"""COCO keypoints JSON (`person_keypoints_*.json`, or any keypoint category) -> TFRecords.
 
 Format (cocodataset.org "Keypoint Detection" data format): `images` (`id`, `file_name`,
 `height`, `width`), `annotations` (`image_id`, `category_id`, `iscrowd`, `num_keypoints`,
-`bbox` = [x, y, width, height], `keypoints` = 17 x [x, y, v]) and `categories` (the person
-category lists the 17 keypoint names).
+`bbox` = [x, y, width, height], `keypoints` = K x [x, y, v]) and `categories` (the keypoint
+category lists its K keypoint names in `keypoints` and its limbs in `skeleton`, 1-based
+index pairs).
 
 Conventions:
 
-- Which annotations become people: person-category instances with `iscrowd == 0` and at
+- Which category: the file's one category with keypoints. When its keypoints are the 17
+  COCO person keypoints (`left_`/`right_` written `l_`/`r_` in `pose_keras.joints.COCO`),
+  records use the COCO joint set and dataset name `coco`, as for the official files.
+  Any other keypoint category (CVAT and Label Studio export COCO with their own names, e.g.
+  a 4-keypoint "mouse") gets a joint set built from the category: its name, keypoint names
+  in order, `skeleton` as limbs (1-based pairs made 0-based), flip pairs found from
+  left/right names (`tfrecords_tools.deeplabcut.flip_pairs_from_names`); the dataset name is
+  the category's name. `categories`, `images` and `annotations` entries of the wrong type
+  are errors naming the file and the field.
+- Which annotations become people: instances of that category with `iscrowd == 0` and at
   least one labelled keypoint. Crowd regions and instances with `num_keypoints == 0` are
   not people to learn from; they are skipped and counted (manifest `skipped`), as are
   annotations of other categories.
@@ -20,8 +30,6 @@ Conventions:
   visible, 2 labelled and visible.
 - Crop: centre = box centre, scale = longer box side / 200
   (`pose_keras.transforms.center_and_scale_from_box`); the pipeline adds the 25% margin.
-- Joint order: `categories[].keypoints`, which must be the 17 names of
-  `pose_keras.joints.COCO` (`left_`/`right_` written `l_`/`r_`).
 - `person/id`: the annotation's index in the file's `annotations` list (so
   `annotations[person_id]["id"]` is the COCO annotation id).
 """
@@ -33,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pose_keras.joints import COCO
+from pose_keras.joints import COCO, JointSet
 from pose_keras.transforms import center_and_scale_from_box
 from tfrecords_tools.common import (
     INVALID_RECORD,
@@ -41,15 +49,17 @@ from tfrecords_tools.common import (
     ConversionError,
     Reading,
     add_common_arguments,
+    check_output,
     convert_from_arguments,
     load_json,
     require_file,
     run_command_line,
 )
+from tfrecords_tools.deeplabcut import joint_set_from_names
 
 CROWD = "crowd annotation"
 NO_KEYPOINTS = "no labelled keypoints"
-OTHER_CATEGORY = "not the person category"
+OTHER_CATEGORY = "not the keypoint category"
 
 
 def _short_name(coco_name: str) -> str:
@@ -59,8 +69,44 @@ def _short_name(coco_name: str) -> str:
     return coco_name
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def category_joint_set(category: dict, where: str) -> JointSet:
+    """The joint set of a COCO keypoint category: COCO's own for the 17 person keypoints.
+
+    Raises:
+        ConversionError: `keypoints` is not a list of distinct names, or `skeleton` is not
+            a list of 1-based index pairs (`where` names the field).
+    """
+    names = category.get("keypoints")
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise ConversionError(f"{where}.keypoints must be a list of keypoint names.")
+    if tuple(_short_name(name) for name in names) == COCO.names:
+        return COCO
+    skeleton = category.get("skeleton", [])
+    count = len(names)
+    if not isinstance(skeleton, list) or not all(
+        isinstance(pair, list)
+        and len(pair) == 2
+        and all(isinstance(i, int) and not isinstance(i, bool) and 1 <= i <= count for i in pair)
+        for pair in skeleton
+    ):
+        raise ConversionError(
+            f"{where}.skeleton must be a list of [a, b] keypoint numbers in 1..{count} "
+            "(1-based, COCO format)."
+        )
+    limbs = [(names[a - 1], names[b - 1]) for a, b in skeleton]
+    name = str(category.get("name") or f"category_{category.get('id')}")
+    try:
+        return joint_set_from_names(name, names, limbs=limbs)
+    except ValueError as error:
+        raise ConversionError(f"{where}: {error}") from None
+
+
 def read_coco(path, skip_invalid: bool = False) -> Reading:
-    """Read a COCO person-keypoints JSON file.
+    """Read a COCO keypoints JSON file (person or any other keypoint category).
 
     Args:
         path: str or Path. E.g. `annotations/person_keypoints_val2017.json`.
@@ -68,26 +114,41 @@ def read_coco(path, skip_invalid: bool = False) -> Reading:
             bad values, empty box) instead of failing.
 
     Returns:
-        `Reading` with one `Annotation` per kept person instance, in file order.
+        `Reading` with one `Annotation` per kept instance, in file order; its `joint_set`
+        is the category's (`category_joint_set`).
     """
     path = require_file(path)
     data = load_json(path)
     if not isinstance(data, dict) or not {"images", "annotations", "categories"} <= set(data):
         raise ConversionError(f"{path}: expected a COCO file with images, annotations, categories.")
-    people_categories = [c for c in data["categories"] if c.get("keypoints")]
-    if len(people_categories) != 1:
+    for field in ("images", "annotations", "categories"):
+        if not isinstance(data[field], list):
+            raise ConversionError(
+                f"{path}: '{field}' must be a list, found {type(data[field]).__name__}."
+            )
+    for index, category in enumerate(data["categories"]):
+        if not isinstance(category, dict):
+            raise ConversionError(
+                f"{path}: categories[{index}] must be an object, found {type(category).__name__}."
+            )
+    keypoint_categories = [
+        (index, category)
+        for index, category in enumerate(data["categories"])
+        if category.get("keypoints")
+    ]
+    if len(keypoint_categories) != 1:
         raise ConversionError(
-            f"{path}: expected one category with keypoints (person), found {len(people_categories)}."
+            f"{path}: expected one category with keypoints, found {len(keypoint_categories)}."
         )
-    category = people_categories[0]
-    names = tuple(_short_name(str(name)) for name in category["keypoints"])
-    if names != COCO.names:
-        raise ConversionError(
-            f"{path}: the person keypoints are {list(category['keypoints'])}; the COCO joint set "
-            f"expects the 17 COCO keypoints in order (use tfrecords_tools.custom for others)."
-        )
+    category_index, category = keypoint_categories[0]
+    joint_set = category_joint_set(category, f"{path}: categories[{category_index}]")
+    num_joints = joint_set.num_joints
     images = {}
-    for image in data["images"]:
+    for index, image in enumerate(data["images"]):
+        if not isinstance(image, dict):
+            raise ConversionError(
+                f"{path}: images[{index}] must be an object, found {type(image).__name__}."
+            )
         try:
             images[image["id"]] = (
                 str(image["file_name"]),
@@ -95,32 +156,46 @@ def read_coco(path, skip_invalid: bool = False) -> Reading:
                 int(image["width"]),
             )
         except (KeyError, TypeError, ValueError) as error:
-            raise ConversionError(f"{path}: image entry {image!r:.80}: {error}.") from None
+            raise ConversionError(f"{path}: images[{index}] {image!r:.80}: {error}.") from None
 
-    reading = Reading(source=str(path), format="coco-keypoints-json")
+    reading = Reading(source=str(path), format="coco-keypoints-json", joint_set=joint_set)
     for index, entry in enumerate(data["annotations"]):
+        if not isinstance(entry, dict):
+            reading.reject(
+                INVALID_RECORD,
+                f"annotations[{index}]",
+                f"{path}: annotations[{index}] must be an object, found {type(entry).__name__}.",
+                skip_invalid,
+            )
+            continue
         record = f"annotation {index} (id {entry.get('id')})"
         name = f"annotation id {entry.get('id')}"
-        if entry.get("category_id") != category["id"]:
+        if entry.get("category_id") != category.get("id"):
             reading.skipped.setdefault(OTHER_CATEGORY, []).append(name)
             continue
         if entry.get("iscrowd", 0):
             reading.skipped.setdefault(CROWD, []).append(name)
             continue
         try:
-            values = np.asarray(entry["keypoints"], dtype=np.float64)
-            if values.shape != (3 * COCO.num_joints,):
-                raise ValueError(f"{values.size} keypoint values, expected {3 * COCO.num_joints}")
-            values = values.reshape(COCO.num_joints, 3)
+            keypoints = entry.get("keypoints")
+            if not isinstance(keypoints, list) or not all(_is_number(v) for v in keypoints):
+                raise ValueError("'keypoints' must be a list of numbers [x, y, v, ...]")
+            values = np.asarray(keypoints, dtype=np.float64)
+            if values.shape != (3 * num_joints,):
+                raise ValueError(f"{values.size} keypoint values, expected {3 * num_joints}")
+            values = values.reshape(num_joints, 3)
             flags = values[:, 2]
             if not np.isin(flags, (0, 1, 2)).all():
                 raise ValueError("keypoint v values must be 0, 1 or 2")
             if not (flags > 0).any():
                 reading.skipped.setdefault(NO_KEYPOINTS, []).append(name)
                 continue
-            if entry["image_id"] not in images:
-                raise ValueError(f"image_id {entry['image_id']} is not in 'images'")
-            x, y, width, height = (float(v) for v in entry["bbox"])
+            if entry.get("image_id") not in images:
+                raise ValueError(f"image_id {entry.get('image_id')!r} is not in 'images'")
+            box = entry.get("bbox")
+            if not isinstance(box, list) or len(box) != 4 or not all(_is_number(v) for v in box):
+                raise ValueError("'bbox' must be [x, y, width, height]")
+            x, y, width, height = (float(v) for v in box)
             center, scale = center_and_scale_from_box((x, y, x + width, y + height))
         except (KeyError, TypeError, ValueError) as error:
             reading.reject(INVALID_RECORD, name, f"{path}: {record}: {error}.", skip_invalid)
@@ -144,6 +219,7 @@ def read_coco(path, skip_invalid: bool = False) -> Reading:
         "visibility; centre/scale from bbox (longer side / 200); crowd and zero-keypoint "
         "instances skipped"
     )
+    reading.details["category"] = str(category.get("name"))
     return reading
 
 
@@ -160,9 +236,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main(argv=None):
     arguments = build_parser().parse_args(argv)
+    check_output(arguments.output)  # before reading anything
     reading = read_coco(arguments.annotations, skip_invalid=arguments.skip_invalid)
     split = Path(arguments.annotations).stem
-    convert_from_arguments(reading, COCO, "coco", arguments, split=split)
+    joint_set = reading.joint_set
+    dataset = "coco" if joint_set == COCO else joint_set.name
+    convert_from_arguments(reading, joint_set, dataset, arguments, split=split)
 
 
 def main(argv=None) -> int:

@@ -28,8 +28,14 @@ Bad input policy (shared by all CLIs):
   under its reason.
 - Annotated joints outside the image are kept as annotated (MPII, for instance, annotates
   joints a few pixels beyond the border) and counted in the summary and manifest.
-- A failed conversion leaves no shard and no manifest behind (`ShardedWriter` removes what
-  it wrote; a folder the conversion created is removed again when left empty).
+- The output prefix is checked before any image is read (`check_output`): a file in the
+  way or an unwritable folder is a one-line error naming the path; so is a write that
+  fails later (a full disk).
+- A failed conversion leaves no new shard and no new manifest behind, and an earlier split
+  at the same prefix byte-identical (`ShardedWriter` writes beside it under temporary
+  names and replaces it only on success; a folder the conversion created is removed again
+  when left empty). Other splits beside it (`coco-val` next to `coco`) are never touched.
+- Images must pass `pose_keras.records.check_image_bytes`, the pipeline's own rule.
 """
 
 from __future__ import annotations
@@ -48,8 +54,8 @@ from pose_keras import records
 from pose_keras.joints import JointSet
 from pose_keras.transforms import center_and_scale_from_box
 
-JPEG_SIGNATURE = b"\xff\xd8\xff"
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+JPEG_SIGNATURE = records.JPEG_MAGIC
+PNG_SIGNATURE = records.PNG_MAGIC
 
 # Skip reasons, as they appear in summaries and manifests.
 MISSING_IMAGE = "missing image"
@@ -114,6 +120,8 @@ class Reading:
         skipped: dict reason -> list of names. People the reader left out (e.g. COCO crowd
             annotations), reported with the writer's own skips.
         details: dict. Extra JSON-ready manifest fields (conventions applied, split rule).
+        joint_set: JointSet or None. The joint set the source itself declares (a COCO
+            keypoint category), None when the caller chooses it.
     """
 
     source: str
@@ -121,6 +129,7 @@ class Reading:
     people: list = dataclasses.field(default_factory=list)
     skipped: dict = dataclasses.field(default_factory=dict)
     details: dict = dataclasses.field(default_factory=dict)
+    joint_set: JointSet | None = None
 
     def reject(self, reason: str, name: str, message: str, skip: bool):
         """Raise `ConversionError(message)`, or count `name` under `reason` when `skip`."""
@@ -203,38 +212,61 @@ class EncodedImage:
     width: int
 
 
-class UndecodableImageError(ValueError):
-    pass
+class UndecodableImageError(records.BadImageError):
+    """Image bytes a converter cannot store (`str(error)` names the image and the reason)."""
 
 
-def encode_image(data: bytes) -> EncodedImage:
-    """Check image bytes decode; keep JPEG / PNG bytes, re-encode other formats to PNG.
+def encode_image(data: bytes, name: str = "image") -> EncodedImage:
+    """Check image bytes by the records' rule; keep JPEG / PNG, re-encode others to PNG.
 
-    Decoding ignores EXIF orientation, as `tf.io.decode_image` does, so the size is that
-    of the stored raster the annotations refer to.
+    JPEG and PNG bytes are stored as they are when `pose_keras.records.check_image_bytes`
+    accepts them (what the training pipeline decodes: grayscale, CMYK, alpha and 16-bit
+    included; zero-byte, truncated, undecodable and > `records.MAX_IMAGE_PIXELS` images
+    refused). Other formats OpenCV decodes (BMP, TIFF, WebP, ...) are re-encoded as PNG
+    and the PNG is checked the same way. Decoding ignores EXIF orientation, as
+    `tf.io.decode_image` does, so the size is that of the stored raster the annotations
+    refer to.
 
     Raises:
-        UndecodableImageError: OpenCV cannot decode the bytes.
+        UndecodableImageError: the bytes are not a valid record image.
     """
     import cv2
 
-    pixels = None
-    if data:
+    data = bytes(data)
+    if not data or data.startswith(JPEG_SIGNATURE) or data.startswith(PNG_SIGNATURE):
+        encoded, image_format = data, "jpeg" if data.startswith(JPEG_SIGNATURE) else "png"
+    else:
         flags = cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION
         pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
-    if pixels is None:
-        raise UndecodableImageError("OpenCV cannot decode it")
-    height, width = pixels.shape[:2]
-    if data.startswith(JPEG_SIGNATURE):
-        return EncodedImage(data, "jpeg", height, width)
-    if data.startswith(PNG_SIGNATURE):
-        return EncodedImage(data, "png", height, width)
-    if pixels.dtype != np.uint8:
-        pixels = cv2.convertScaleAbs(pixels, alpha=255.0 / max(float(pixels.max()), 1.0))
-    ok, buffer = cv2.imencode(".png", pixels)
-    if not ok:
-        raise UndecodableImageError("it decodes but cannot be re-encoded as PNG")
-    return EncodedImage(buffer.tobytes(), "png", height, width)
+        if pixels is None:
+            raise UndecodableImageError(name, "not JPEG or PNG, and OpenCV cannot decode it")
+        if pixels.shape[0] * pixels.shape[1] > records.MAX_IMAGE_PIXELS:
+            raise UndecodableImageError(
+                name, f"above the {records.MAX_IMAGE_PIXELS / 1e6:.0f} MP image size limit"
+            )
+        if pixels.dtype != np.uint8:
+            pixels = cv2.convertScaleAbs(pixels, alpha=255.0 / max(float(pixels.max()), 1.0))
+        ok, buffer = cv2.imencode(".png", pixels)
+        if not ok:
+            raise UndecodableImageError(name, "it decodes but cannot be re-encoded as PNG")
+        encoded, image_format = buffer.tobytes(), "png"
+    try:
+        height, width, _ = records.check_image_bytes(encoded, name)
+    except records.BadImageError as error:
+        raise UndecodableImageError(name, error.reason) from None
+    return EncodedImage(encoded, image_format, height, width)
+
+
+def check_output(output) -> Path:
+    """`output` as a Path, or a `ConversionError` naming why a split cannot be written there.
+
+    Checks only (nothing is created): see `pose_keras.records.check_output_prefix`. CLIs
+    call it before reading anything, `convert` before decoding any image.
+    """
+    try:
+        return records.check_output_prefix(output)
+    except records.OutputPathError as error:
+        raise ConversionError(str(error)) from None
 
 
 class Progress:
@@ -364,6 +396,7 @@ def convert(
         raise ConversionError(
             f"examples per shard must be positive, received {examples_per_shard}."
         )
+    output = check_output(output)
     skipped = {reason: list(names) for reason, names in reading.skipped.items()}
 
     def reject(reason, name, message, skip):
@@ -400,12 +433,14 @@ def convert(
                 if image is None:
                     path = image_root / annotation.image
                     try:
-                        image = encode_image(path.read_bytes())
+                        image = encode_image(path.read_bytes(), str(path))
                     except (OSError, UndecodableImageError) as error:
+                        reason = getattr(error, "reason", None) or error.strerror or error
                         reject(
                             UNDECODABLE_IMAGE,
                             _person_name(annotation),
-                            f"{_describe(reading, annotation)}: cannot read image {path}: {error}.",
+                            f"{_describe(reading, annotation)}: cannot read image {path}: "
+                            f"{reason}.",
                             skip_invalid,
                         )
                         continue
@@ -461,10 +496,12 @@ def convert(
                 "people": people_outside,
                 "note": "annotated joints outside the image are kept as annotated",
             }
-    except BaseException:
+    except BaseException as error:
         bar.close()
         if created_folder and output.parent.is_dir() and not any(output.parent.iterdir()):
             output.parent.rmdir()
+        if isinstance(error, records.OutputPathError):
+            raise ConversionError(str(error)) from None
         raise
     bar.close()
     summary = writer.summary()

@@ -52,6 +52,7 @@ from tfrecords_tools.common import (
     Reading,
     add_common_arguments,
     center_and_scale_from_joints,
+    check_output,
     convert_from_arguments,
     load_json,
     require_file,
@@ -340,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main(argv=None):
     arguments = build_parser().parse_args(argv)
+    check_output(arguments.output)  # before reading anything
     joint_set = load_joint_set(arguments.joints)
     reading = read_custom(
         arguments.annotations, joint_set, arguments.one_based, arguments.skip_invalid

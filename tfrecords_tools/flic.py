@@ -53,6 +53,7 @@ from tfrecords_tools.common import (
     ConversionError,
     Reading,
     add_common_arguments,
+    check_output,
     convert_from_arguments,
     require_file,
     run_command_line,
@@ -174,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main(argv=None):
     arguments = build_parser().parse_args(argv)
+    check_output(arguments.output)  # before reading anything
     format_name = arguments.format
     if format_name == "auto":
         format_name = detect_format(arguments.annotations)

@@ -39,6 +39,7 @@ from tfrecords_tools.common import (
     Reading,
     add_common_arguments,
     center_and_scale_from_joints,
+    check_output,
     convert_from_arguments,
     require_file,
     run_command_line,
@@ -176,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main(argv=None):
     arguments = build_parser().parse_args(argv)
+    check_output(arguments.output)  # before reading anything
     reading = read_lsp(
         arguments.annotations,
         layout=arguments.layout,

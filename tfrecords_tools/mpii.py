@@ -69,6 +69,7 @@ from tfrecords_tools.common import (
     ConversionError,
     Reading,
     add_common_arguments,
+    check_output,
     convert_from_arguments,
     load_json,
     require_file,
@@ -614,6 +615,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main(argv=None):
     arguments = build_parser().parse_args(argv)
+    check_output(arguments.output)  # before reading anything
     reading = read_mpii(
         arguments.annotations,
         arguments.format,
