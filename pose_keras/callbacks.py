@@ -26,13 +26,13 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from pose_keras.files import atomic_path, write_json_atomic
 from pose_keras.joints import HEAD_BOX, JointSet
 
 BEST_INFO_FILE = "best.json"
@@ -42,20 +42,11 @@ class TrainingDivergedError(RuntimeError):
     """The loss or the weights became NaN or infinite."""
 
 
-def write_json_atomic(path, data) -> None:
-    """Write JSON to `path` through a temporary file and a rename (never half-written)."""
-    path = Path(path)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(temporary, path)
-
-
 def save_model_atomic(model, path) -> None:
-    """`model.save(path)` through a temporary file and a rename."""
-    path = Path(path)
-    temporary = path.with_name(path.stem + ".tmp.keras")
-    model.save(temporary)
-    os.replace(temporary, path)
+    """`model.save(path)` through a temporary `.tmp.keras` file and a rename; a failed save
+    (a full disk) removes the temporary file and leaves the previous `path` as it was."""
+    with atomic_path(path) as temporary:
+        model.save(temporary)
 
 
 def monitor_name(joint_set: JointSet) -> str:
@@ -111,12 +102,10 @@ def truncate_run_logs(run_dir, epoch: int, metrics_file="metrics.json", log_file
         if rows:
             header, body = rows[0], rows[1:]
             kept = [row for row in body if row and int(row[0]) < epoch]
-            temporary = log_path.with_name(log_path.name + ".tmp")
-            with open(temporary, "w", newline="") as handle:
+            with atomic_path(log_path) as temporary, open(temporary, "w", newline="") as handle:
                 writer = csv.writer(handle)
                 writer.writerow(header)
                 writer.writerows(kept)
-            os.replace(temporary, log_path)
 
 
 def _current_learning_rate(model) -> float:

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pose_keras import metrics, runs
+from pose_keras import files, metrics, runs
 from pose_keras.joints import MPII, JointSet, get_joint_set
 
 # `dataset_joints` of gt_valid.mat (Tompson et al.'s evaluation format), in MPII id order.
@@ -134,7 +134,15 @@ def read_predictions(path, joints: int = 16) -> np.ndarray:
         data = _load_mat(path, "Predictions file")
         if "preds" not in data:
             raise ValueError(f"{path}: no 'preds' array (the MPII evaluation-format field).")
-        predictions = np.asarray(data["preds"], dtype=np.float64)
+        raw = data["preds"]
+        try:
+            predictions = np.asarray(raw, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{path}: 'preds' must be a numeric array (people x {joints} x 2), received "
+                f"a {getattr(raw, 'dtype', type(raw).__name__)} array of shape "
+                f"{getattr(raw, 'shape', '?')} (a MATLAB cell array or struct?)."
+            ) from None
         if predictions.ndim == 3 and predictions.shape[:2] == (2, joints):
             predictions = predictions.transpose(2, 1, 0)
         one_based_offset = 0.0
@@ -387,16 +395,12 @@ def plot_curve(evaluation: metrics.Evaluation, path, title=None):
     )
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right", fontsize=8)
-    path = Path(path)
-    temporary = path.with_name(f".{path.stem}.partial{path.suffix}")
-    figure.savefig(temporary, format="png")
-    os.replace(temporary, path)
+    with files.atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png")
 
 
 def _write_text_atomic(path: Path, text: str):
-    temporary = path.with_name(f".{path.name}.partial")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+    files.write_text_atomic(path, text)
 
 
 def write_report(evaluation: metrics.Evaluation, output_dir, name: str, details: dict) -> list:
@@ -536,6 +540,13 @@ def main(argv=None) -> int:
         if file_mode:
             if not (args.predictions and args.gt):
                 raise ValueError("--predictions and --gt go together.")
+            if args.flip:
+                raise ValueError(
+                    "--flip applies to --model evaluation (it changes the predictions); a "
+                    "predictions file is scored as it is."
+                )
+            if args.output:
+                files.check_output_dir(args.output, "--output")
             ground_truth = read_mpii_ground_truth(args.gt)
             predictions = read_predictions(args.predictions)
             visibility = (
@@ -557,6 +568,8 @@ def main(argv=None) -> int:
 
             resolve_split(args.data)  # a missing split fails before the model loads
             run = load_run(args.model, joints=args.joints, prefer=args.prefer)
+            output = Path(args.output) if args.output else _default_output(run.path, args.data)
+            files.check_output_dir(output, "--output")  # before the work, not after it
             predictions, joint_set = predict_split(
                 run,
                 args.data,
@@ -575,19 +588,20 @@ def main(argv=None) -> int:
                 "flip_shift_px": args.flip_shift,
                 "refine": args.refine,
             }
-            output = Path(args.output) if args.output else _default_output(run.path, args.data)
         written = []
         if output is not None:
             written = write_report(evaluation, output, name, details)
             if not file_mode:
                 path = output / "predictions.npy"
-                temporary = path.with_name(".predictions.partial.npy")
-                np.save(temporary, predictions.keypoints)
-                os.replace(temporary, path)
+                with files.atomic_path(path) as temporary:
+                    np.save(temporary, predictions.keypoints)
                 written.append(path)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a full disk or a vanished folder while writing
+        print(f"error: {files.describe_os_error(error)}", file=sys.stderr)
+        return 1
     if args.json:
         print(columns_json(evaluation))
     else:

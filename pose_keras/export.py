@@ -61,7 +61,7 @@ if __name__ == "__main__":
 
 import tensorflow as tf  # noqa: E402
 
-from pose_keras import decode, pipeline, runs  # noqa: E402
+from pose_keras import decode, files, pipeline, runs  # noqa: E402
 from pose_keras.predict import input_size_of, output_name_of  # noqa: E402
 from pose_keras.transforms import resize_matrix  # noqa: E402
 
@@ -686,6 +686,7 @@ def main(argv=None) -> int:
         if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name):
             raise ValueError(f"--name must be letters, digits, '_', '.', '-', received {name!r}.")
         model_dir = Path(args.out) / name
+        files.check_output_dir(model_dir, "--out")
         version = resolve_version(model_dir, args.version, args.overwrite)
         target = model_dir / str(version)
         from pose_keras.runs import load_run
@@ -706,6 +707,9 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a full disk or a vanished folder while writing
+        print(f"error: {files.describe_os_error(error)}", file=sys.stderr)
+        return 1
     except ImportError as error:
         print(
             f"error: --format {args.format} needs {error.name or error}: "

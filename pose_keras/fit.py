@@ -38,7 +38,7 @@ import sys
 import time
 from pathlib import Path
 
-from pose_keras import runs
+from pose_keras import files, runs
 from pose_keras.config import Config
 from pose_keras.joints import MPII, JointSet
 
@@ -229,6 +229,7 @@ def check_config(config: Config, overwrite: bool = False) -> TrainingPlan:
         run_dir = run_dir / "workers" / task
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f"train.run_dir={str(run_dir)!r} exists and is not a folder.")
+    files.check_output_dir(run_dir, "train.run_dir")
     from pose_keras.callbacks import resume_epoch
 
     initial_epoch = 0
@@ -479,7 +480,6 @@ def _run(plan: TrainingPlan, extra_callbacks, verbose) -> FitResult:
         from pose_keras.synthetic import ensure_synthetic
 
         train_pattern, val_pattern = ensure_synthetic(config)
-    prepare_run_dir(plan)
     people = pipeline.count_people(train_pattern)
     steps_per_epoch = train.steps_per_epoch or max(1, people // train.batch_size)
     seed = train.seed + RESUME_SEED_STRIDE * plan.initial_epoch
@@ -544,6 +544,9 @@ def _run(plan: TrainingPlan, extra_callbacks, verbose) -> FitResult:
         *extra_callbacks,
     ]
 
+    # Only now, with the data checked, the datasets built and the model compiled, is an
+    # earlier run's output removed (--overwrite) or its logs truncated (resume).
+    prepare_run_dir(plan)
     people_line = f"{people} training people, {steps_per_epoch} steps of {train.batch_size}"
     if plan.initial_epoch >= train.epochs:
         print(f"{run_dir}: all {train.epochs} epochs were done; writing the final model.")
@@ -653,6 +656,17 @@ def main(argv=None) -> int:
         return 1
     except ValueError as error:  # bad records found while reading (pipeline)
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a full disk or a vanished folder while writing the run
+        print(f"error: {files.describe_os_error(error)}", file=sys.stderr)
+        return 1
+    except Exception as error:
+        from pose_keras.pipeline import describe_data_error
+
+        line = describe_data_error(error)
+        if line is None:
+            raise
+        print(f"error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(

@@ -41,7 +41,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from pose_keras import decode, runs
+from pose_keras import decode, files, runs
 from pose_keras.joints import JointSet
 from pose_keras.transforms import box_px_from_scale, center_and_scale_from_box, crop_matrix
 
@@ -200,7 +200,10 @@ def crop_people(image, boxes=None, input_size: int = 256, box_scale: float = 1.2
         raise ValueError(f"image must have shape (H, W, 3), received {image.shape}.")
     if boxes is None or len(boxes) == 0:
         boxes = full_image_box(*image.shape[:2])[None]
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    boxes = np.asarray(boxes, dtype=np.float64)
+    if boxes.ndim not in (1, 2) or boxes.shape[-1] != 4:
+        raise ValueError(f"boxes must have shape (P, 4) (x0, y0, x1, y1), received {boxes.shape}.")
+    boxes = np.asarray([_parse_box(box, "boxes") for box in boxes.reshape(-1, 4)])
     crops = np.zeros((len(boxes), input_size, input_size, 3), np.float32)
     matrices = np.zeros((len(boxes), 2, 3))
     for index, box in enumerate(boxes):
@@ -223,16 +226,44 @@ def crop_people(image, boxes=None, input_size: int = 256, box_scale: float = 1.2
 # --------------------------------------------------------------------------------------
 
 
-def read_image(path) -> np.ndarray:
-    """RGB uint8 (H, W, 3); grayscale is expanded, alpha dropped, EXIF orientation applied."""
-    path = Path(path)
-    data = np.fromfile(path, dtype=np.uint8) if path.is_file() else None
-    if data is None:
-        raise FileNotFoundError(f"Image not found: {path}")
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+def decode_image_bytes(data: bytes, name: str = "image") -> np.ndarray:
+    """RGB uint8 (H, W, 3) from encoded bytes; grayscale is expanded, alpha dropped, EXIF
+    orientation applied.
+
+    JPEG and PNG bytes must first pass `records.check_image_bytes`, the one definition of a
+    valid image that the converters and the training pipeline apply too (zero bytes, a
+    missing end marker, a header above the pixel limit and undecodable data are refused
+    alike). Other formats (BMP, WebP, TIFF) are predict-only and must decode with OpenCV.
+
+    Raises:
+        records.BadImageError: `"<name>: <why>."`.
+    """
+    from pose_keras import records
+
+    data = bytes(data)
+    if not data:
+        raise records.BadImageError(name, "zero bytes")
+    if data.startswith((records.JPEG_MAGIC, records.PNG_MAGIC)):
+        records.check_image_bytes(data, name)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:
+        image = None
     if image is None:
-        raise ValueError(f"{path}: cannot read as an image (corrupt or unsupported format).")
+        raise records.BadImageError(name, "cannot read as an image (corrupt or unsupported)")
     return np.ascontiguousarray(image[..., ::-1])
+
+
+def read_image(path) -> np.ndarray:
+    """RGB uint8 (H, W, 3) of an image file (`decode_image_bytes`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Image not found: {path}")
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ValueError(f"{path}: cannot read ({error.strerror}).") from None
+    return decode_image_bytes(data, str(path))
 
 
 def collect_inputs(paths) -> list:
@@ -270,6 +301,11 @@ def collect_inputs(paths) -> list:
     return items
 
 
+# Box coordinates beyond this many px from the origin are refused: no camera frame is that
+# large, and the crop and drawing arithmetic (OpenCV's fixed-point corners) overflows.
+MAX_BOX_COORDINATE = 1e6
+
+
 def _parse_box(values, where):
     try:
         box = [float(value) for value in values]
@@ -279,6 +315,11 @@ def _parse_box(values, where):
         raise ValueError(f"{where}: a box is [x0, y0, x1, y1] (4 numbers), received {values!r}.")
     if not (box[2] > box[0] and box[3] > box[1]):
         raise ValueError(f"{where}: a box needs x1 > x0 and y1 > y0, received {box}.")
+    if max(abs(value) for value in box) > MAX_BOX_COORDINATE:
+        raise ValueError(
+            f"{where}: box coordinates must be within +-{MAX_BOX_COORDINATE:.0e} px, "
+            f"received {box}."
+        )
     return box
 
 
@@ -450,16 +491,13 @@ class ProgressBar:
 
 
 def _write_atomic(path: Path, text: str):
-    temporary = path.with_name(f".{path.name}.partial")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+    files.write_text_atomic(path, text)
 
 
 def _write_image_atomic(path: Path, image_rgb):
-    temporary = path.with_name(f".{path.stem}.partial{path.suffix}")
-    if not cv2.imwrite(str(temporary), np.ascontiguousarray(image_rgb[..., ::-1])):
-        raise ValueError(f"Cannot write {path}.")
-    os.replace(temporary, path)
+    with files.atomic_path(path) as temporary:
+        if not cv2.imwrite(str(temporary), np.ascontiguousarray(image_rgb[..., ::-1])):
+            raise OSError(5, "the image encoder failed", str(path))
 
 
 def person_entries(source, frame, boxes, keypoints, scores) -> list:
@@ -744,6 +782,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="Process at most this many frames of each video (default: all).",
     )
     parser.add_argument("--no-overlays", action="store_true", help="Write the keypoint files only.")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="Replace an earlier prediction in --output (keypoints files and overlays).",
+    )
     runs.add_model_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="No progress bar.")
     return parser
@@ -761,6 +804,7 @@ def main(argv=None) -> int:
             raise ValueError(f"--box-scale must be > 0, received {args.box_scale}.")
         items = collect_inputs(args.inputs)
         boxes = read_boxes(args.boxes) if args.boxes else {}
+        files.check_output_dir(args.output, "--output")
         from pose_keras.runs import load_run
 
         run = load_run(args.model, joints=args.joints, prefer=args.prefer)
@@ -777,6 +821,15 @@ def main(argv=None) -> int:
         )
         output = Path(args.output)
         overlay_dir = None if args.no_overlays else output / "overlays"
+        if (output / "keypoints.json").exists() and not args.overwrite:
+            raise ValueError(
+                f"{output} holds an earlier prediction (keypoints.json); pass --overwrite to "
+                "replace it (its overlays too), or choose another --output."
+            )
+        if args.overwrite and (output / "overlays").is_dir():
+            import shutil
+
+            shutil.rmtree(output / "overlays")  # no stale overlays beside the new result
         (overlay_dir or output).mkdir(parents=True, exist_ok=True)
         images = [path for path, kind in items if kind == "image"]
         videos = [path for path, kind in items if kind == "video"]
@@ -813,6 +866,9 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a full disk or a vanished folder while writing
+        print(f"error: {files.describe_os_error(error)}", file=sys.stderr)
+        return 1
     overlays = "" if overlay_dir is None else f" and overlays in {overlay_dir}"
     print(f"Wrote {len(entries)} people to {output / 'keypoints.json'}, keypoints.csv{overlays}")
     return 0

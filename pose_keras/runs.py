@@ -54,9 +54,29 @@ def load_model(path, compile=False):
     if not path.exists():
         raise FileNotFoundError(f"Model file not found: {path}")
     try:
-        return keras.saving.load_model(path, compile=compile, safe_mode=True)
+        model = keras.saving.load_model(path, compile=compile, safe_mode=True)
     except Exception as error:
         raise ValueError(f"{path}: cannot load as a Keras model ({error}).") from error
+    if not isinstance(model, pose_keras.model.MultiScaleHourglass):
+        raise ValueError(
+            f"{path}: a Keras model ({type(model).__name__}), but not a pose_keras "
+            "MultiScaleHourglass; train one with python -m pose_keras.fit."
+        )
+    return model
+
+
+def read_joint_set(path) -> JointSet:
+    """The joint set stored in a run's `joints.json`; a garbled file is a `ValueError`
+    naming it."""
+    path = Path(path)
+    try:
+        return JointSet.from_dict(json.loads(path.read_text()))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: cannot read the joint set ({error}).") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise ValueError(
+            f"{path}: not a valid joint set ({type(error).__name__}: {error})."
+        ) from None
 
 
 def load_run(path, joints=None, prefer="model") -> Run:
@@ -88,7 +108,7 @@ def load_run(path, joints=None, prefer="model") -> Run:
     if (run_dir / CONFIG_FILE).exists():
         config = Config.from_json(run_dir / CONFIG_FILE)
     if (run_dir / JOINTS_FILE).exists():
-        joint_set = JointSet.from_dict(json.loads((run_dir / JOINTS_FILE).read_text()))
+        joint_set = read_joint_set(run_dir / JOINTS_FILE)
     model = load_model(model_path)
     if joints is not None:
         joint_set = joints if isinstance(joints, JointSet) else get_joint_set(joints)

@@ -39,7 +39,7 @@ def test_truncate_run_logs_drops_the_unfinished_epoch_everywhere(tmp_path):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert [entry["epoch"] for entry in metrics["epochs"]] == [0, 1]
     assert metrics["monitor"] == "val_pckh"
-    assert not list(tmp_path.glob("*.tmp"))
+    assert not list(tmp_path.glob("*.tmp*"))
 
 
 def test_resume_epoch_reads_the_backup_metadata(tmp_path):
