@@ -56,7 +56,13 @@ def load_model(path, compile=False):
     try:
         model = keras.saving.load_model(path, compile=compile, safe_mode=True)
     except Exception as error:
-        raise ValueError(f"{path}: cannot load as a Keras model ({error}).") from error
+        # Keras' messages run over many lines (configs, advice); one line is enough here.
+        reason = " ".join(str(error).split())
+        if "safe_mode" in reason and "lambda" in reason.lower():
+            reason = "it holds a Lambda layer (Python code), which safe_mode refuses to load"
+        elif len(reason) > 300:
+            reason = reason[:300] + " ..."
+        raise ValueError(f"{path}: cannot load as a Keras model ({reason}).") from error
     if not isinstance(model, pose_keras.model.MultiScaleHourglass):
         raise ValueError(
             f"{path}: a Keras model ({type(model).__name__}), but not a pose_keras "
