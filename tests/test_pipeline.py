@@ -133,7 +133,9 @@ def test_writer_reader_round_trip_and_identity_crop(tmp_path):
     np.testing.assert_allclose(crops, np.stack(images).astype(np.float32), atol=1e-3)
     np.testing.assert_array_equal(metas["person_id"], np.arange(5))
     assert [name.decode() for name in metas["image_id"]] == [p.image_id for p in people]
-    np.testing.assert_allclose(metas["keypoints"], np.stack([p.keypoints for p in people]))
+    np.testing.assert_allclose(
+        metas["keypoints"], np.stack([p.keypoints for p in people]), atol=1e-4
+    )
     np.testing.assert_array_equal(metas["visibility"], np.stack([p.visibility for p in people]))
     # MPII normaliser: 0.6 x head-box diagonal (20 x 28 px box).
     np.testing.assert_allclose(metas["normalize"], 0.6 * np.hypot(20, 28), rtol=1e-6)
@@ -341,9 +343,9 @@ def test_validation_meta_maps_image_keypoints_into_the_crop(dot_split):
             record.center, transforms.box_px_from_scale(record.scale, 1.25), 128
         )
         np.testing.assert_allclose(meta["crop_matrix"][index], matrix, atol=1e-4)
-        np.testing.assert_allclose(meta["keypoints"][index], record.keypoints)
-        np.testing.assert_allclose(meta["center"][index], record.center)
-        assert meta["scale"][index] == pytest.approx(record.scale)
+        np.testing.assert_allclose(meta["keypoints"][index], record.keypoints, atol=1e-4)
+        np.testing.assert_allclose(meta["center"][index], record.center, atol=1e-4)
+        assert meta["scale"][index] == pytest.approx(record.scale, rel=1e-6, abs=1e-6)
         # Back-projection: crop px -> image px through the inverse of the meta matrix.
         in_crop = transforms.apply_affine(meta["crop_matrix"][index], meta["keypoints"][index])
         back = transforms.apply_affine(
@@ -354,7 +356,7 @@ def test_validation_meta_maps_image_keypoints_into_the_crop(dot_split):
     images, targets, weights = next(
         iter(pipeline.validation_dataset(config, dot_split, 4, with_targets=True))
     )
-    np.testing.assert_allclose(images.numpy(), batches[0][0].numpy())
+    np.testing.assert_allclose(images.numpy(), batches[0][0].numpy(), atol=1e-5)
     refined = targets["refined"].numpy()
     for index in range(4):
         in_crop = transforms.apply_affine(meta["crop_matrix"][index], meta["keypoints"][index])
