@@ -118,8 +118,8 @@ def test_smoothing_lowers_jitter_and_does_not_raise_the_error():
     for truth, jitter_ratio in ((rest_move_rest(), 0.6), (lissajous(), 0.85)):
         noisy = truth + rng.normal(0.0, 2.0, truth.shape)
         smoothed = smooth_keypoints(noisy, fps=FPS)
-        # Measured: rest-move-rest 2.83 -> 2.15 px, jitter 6.1 -> 3.0 px/frame^2;
-        # Lissajous 2.83 -> 2.49 px, jitter 6.1 -> 4.5 (docs/video.md).
+        # Measured: rest-move-rest 2.83 -> 2.15 px, jitter 6.11 -> 2.99 px/frame^2;
+        # Lissajous 2.81 -> 2.50 px, jitter 6.14 -> 4.54 (docs/video.md, "Measured").
         assert rms_error(smoothed, truth) <= rms_error(noisy, truth)
         assert mean_acceleration(smoothed).mean() < jitter_ratio * mean_acceleration(noisy).mean()
         # The true motion itself has almost no acceleration: the jitter is the noise's.
