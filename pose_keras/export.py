@@ -61,7 +61,7 @@ if __name__ == "__main__":
 
 import tensorflow as tf  # noqa: E402
 
-from pose_keras import decode, files, pipeline, runs  # noqa: E402
+from pose_keras import decode, files, pipeline, records, runs  # noqa: E402
 from pose_keras.predict import input_size_of, output_name_of  # noqa: E402
 from pose_keras.transforms import resize_matrix  # noqa: E402
 
@@ -195,14 +195,34 @@ def decode_image_bytes(encoded, where):
     with tf.control_dependencies([check]):
         encoded = tf.identity(encoded)
 
+    def check_size(height, width, applies=True):
+        # The pixel limit of records.check_image_bytes, read from the header before
+        # decoding, so serving refuses what the converters and predict refuse.
+        height, width = tf.cast(height, tf.int64), tf.cast(width, tf.int64)
+        message = tf.strings.format(
+            "{}: the header declares {}x{} px, above the {} MP limit",
+            (where, width, height, records.MAX_IMAGE_PIXELS // 10**6),
+        )
+        within = height * width <= records.MAX_IMAGE_PIXELS
+        return tf.debugging.Assert(tf.logical_not(applies) | within, [message])
+
     def jpeg():
-        # The accurate integer DCT is libjpeg's default and what cv2.imdecode uses; TF's
-        # default (fast) DCT differs by up to ~20 levels.
-        image = tf.io.decode_jpeg(encoded, channels=3, dct_method="INTEGER_ACCURATE")
+        shape = tf.io.extract_jpeg_shape(encoded)
+        with tf.control_dependencies([check_size(shape[0], shape[1])]):
+            # The accurate integer DCT is libjpeg's default and what cv2.imdecode uses;
+            # TF's default (fast) DCT differs by up to ~20 levels.
+            image = tf.io.decode_jpeg(encoded, channels=3, dct_method="INTEGER_ACCURATE")
         return apply_exif_orientation(image, exif_orientation(encoded))
 
     def other():
-        image = tf.io.decode_image(encoded, channels=3, dtype=tf.uint8, expand_animations=False)
+        # PNG: width and height are the big-endian uint32s at bytes 16-24 (IHDR).
+        ihdr = tf.cast(tf.io.decode_raw(tf.strings.substr(encoded, 16, 8), tf.uint8), tf.int64)
+        ihdr = tf.pad(ihdr, [[0, 8 - tf.size(ihdr)]])
+        powers = tf.constant([2**24, 2**16, 2**8, 1], tf.int64)
+        width = tf.reduce_sum(ihdr[:4] * powers)
+        height = tf.reduce_sum(ihdr[4:] * powers)
+        with tf.control_dependencies([check_size(height, width, applies=is_png)]):
+            image = tf.io.decode_image(encoded, channels=3, dtype=tf.uint8, expand_animations=False)
         image.set_shape([None, None, 3])
         return image
 

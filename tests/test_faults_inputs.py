@@ -146,3 +146,27 @@ def test_flip_with_a_predictions_file_is_an_error(shared_data, tmp_path, capsys)
     gt = shared_data / "mpii" / "gt_valid.mat"
     assert evaluate.main(["--predictions", str(path), "--gt", str(gt), "--flip"]) == 2
     assert "--flip applies to --model evaluation" in only_line(capsys)
+
+
+def serving_verdict(data, name):
+    import tensorflow as tf
+
+    from pose_keras import export
+
+    try:
+        image = export.decode_image_bytes(tf.constant(data), tf.constant(name))
+    except tf.errors.InvalidArgumentError as error:
+        assert name in error.message
+        return False
+    assert image.shape[-1] == 3
+    return True
+
+
+def test_serving_agrees_with_the_records_on_which_image_bytes_are_valid(shared_data):
+    """The serving graph's decoder (`export.decode_image_bytes`, what `serving_default`
+    runs on every request) gives the records' verdict on every case."""
+    verdicts = {
+        name: (records_verdict(data, name), serving_verdict(data, name))
+        for name, data in image_cases(shared_data).items()
+    }
+    assert {name: pair for name, pair in verdicts.items() if pair[0] != pair[1]} == {}
