@@ -55,8 +55,11 @@ def monitor_name(joint_set: JointSet) -> str:
 
 
 def metric_threshold(joint_set: JointSet) -> float:
-    """PCKh@0.5 (MPII protocol) or PCK@0.2 (FLIC / LSP protocol)."""
-    return 0.5 if joint_set.normalizer == HEAD_BOX else 0.2
+    """PCKh@0.5 (MPII protocol), PCK@0.2 (FLIC / LSP protocol) or PCK@0.05 of the box
+    diagonal (box-normalised joint sets): `metrics.default_threshold`."""
+    from pose_keras.metrics import default_threshold
+
+    return default_threshold(joint_set)
 
 
 def resume_epoch(backup_dir) -> int:
@@ -227,6 +230,8 @@ class ValidationPCK(keras.callbacks.Callback):
         result = self.evaluate(self.model)
         mean = float(result["mean"])
         logs[self.monitor] = mean
+        if result.get("mean_px_error") is not None:
+            logs["val_mean_px_error"] = float(result["mean_px_error"])
         logs["learning_rate"] = _current_learning_rate(self.model)
         entry = {
             "epoch": int(epoch),
@@ -235,6 +240,7 @@ class ValidationPCK(keras.callbacks.Callback):
             "joints": result["joints"],
             "auc": result.get("auc"),
             "occlusion": result.get("occlusion"),
+            "mean_px_error": result.get("mean_px_error"),
             "people": result["people"],
             "loss": float(logs["loss"]) if "loss" in logs else None,
             "learning_rate": logs["learning_rate"],

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from pose_keras import files, metrics, runs
-from pose_keras.joints import MPII, JointSet, get_joint_set
+from pose_keras.joints import BOX, MPII, JointSet, get_joint_set
 
 # `dataset_joints` of gt_valid.mat (Tompson et al.'s evaluation format), in MPII id order.
 MPII_EVALUATION_NAMES = (
@@ -442,8 +442,12 @@ def _percent(value):
 
 
 def columns_json(evaluation: metrics.Evaluation) -> str:
-    """One JSON object: the table's columns in percent (NaN as null)."""
-    return json.dumps(metrics.json_ready(evaluation.columns))
+    """One JSON object: the table's columns in percent (NaN as null); for box-normalised
+    joint sets (DeepLabCut, labelling tools) also `mean_px_error` in original image px."""
+    columns = dict(evaluation.columns)
+    if evaluation.joint_set.normalizer == BOX:
+        columns["mean_px_error"] = evaluation.mean_px_error
+    return json.dumps(metrics.json_ready(columns))
 
 
 def _default_output(run_path: Path, pattern: str) -> Path:

@@ -413,6 +413,7 @@ def validation_evaluator(model_config, joint_set: JointSet, dataset, image_count
             "people": evaluation["people"],
             "auc": evaluation["auc"],
             "occlusion": evaluation["occlusion"],
+            "mean_px_error": evaluation["mean_px_error"],
             **(sample or {"images": None}),
         }
 

@@ -29,6 +29,10 @@ import dataclasses
 # Normaliser kinds understood by the metrics.
 HEAD_BOX = "head_box"
 TORSO = "torso"
+# PCK at a fraction of the person box diagonal, for joint sets without a head box or torso
+# (animals, custom keypoints): the converters store that diagonal as `person/normalize`.
+BOX = "box"
+NORMALIZERS = (HEAD_BOX, TORSO, BOX)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +45,9 @@ class JointSet:
         flip_pairs: tuple of (int, int). Joints that trade places under a horizontal
             flip (left/right counterparts, person-centric).
         limbs: tuple of (int, int). Joint pairs joined when drawing a skeleton.
-        normalizer: str. `"head_box"` (PCKh, MPII) or `"torso"` (PCK, FLIC/LSP/COCO).
+        normalizer: str. `"head_box"` (PCKh, MPII), `"torso"` (PCK, FLIC/LSP/COCO) or
+            `"box"` (PCK at a fraction of the person box diagonal; DeepLabCut and
+            labelling-tool data).
         torso_joints: (int, int) or None. The two joints whose distance is the torso
             size when `normalizer == "torso"`.
         table_groups: tuple of (str, tuple of int). Columns of the published result
@@ -74,9 +80,9 @@ class JointSet:
         flipped = [index for pair in self.flip_pairs for index in pair]
         if len(flipped) != len(set(flipped)):
             raise ValueError(f"Joint set {self.name!r}: a joint appears in two flip pairs.")
-        if self.normalizer not in (HEAD_BOX, TORSO):
+        if self.normalizer not in NORMALIZERS:
             raise ValueError(
-                f"Joint set {self.name!r}: normalizer must be {HEAD_BOX!r} or {TORSO!r}, "
+                f"Joint set {self.name!r}: normalizer must be one of {list(NORMALIZERS)}, "
                 f"received {self.normalizer!r}."
             )
         if self.normalizer == TORSO and self.torso_joints is not None:

@@ -63,7 +63,7 @@ import dataclasses
 
 import numpy as np
 
-from pose_keras.joints import HEAD_BOX, JointSet
+from pose_keras.joints import BOX, HEAD_BOX, JointSet
 from pose_keras.transforms import PIXELS_PER_SCALE
 
 # `util_get_head_size.m`: "SC_BIAS = 0.6; % 0.8*0.75".
@@ -83,8 +83,11 @@ NOT_ANNOTATED, OCCLUDED, VISIBLE = 0, 1, 2
 
 
 def default_threshold(joint_set: JointSet) -> float:
-    """0.5 for head-box PCKh (MPII), 0.2 for torso PCK (FLIC, LSP, COCO, custom)."""
-    return HEAD_THRESHOLD if joint_set.normalizer == HEAD_BOX else TORSO_THRESHOLD
+    """0.5 for head-box PCKh (MPII), 0.2 for torso PCK (FLIC, LSP, COCO), 0.05 of the
+    person box diagonal for box-normalised joint sets (DeepLabCut, labelling tools)."""
+    if joint_set.normalizer == HEAD_BOX:
+        return HEAD_THRESHOLD
+    return BOX_FRACTION if joint_set.normalizer == BOX else TORSO_THRESHOLD
 
 
 def curve_thresholds(maximum: float, step: float = CURVE_STEP) -> np.ndarray:
@@ -146,6 +149,8 @@ def person_normalizers(
     )
     if joint_set.normalizer == HEAD_BOX:
         sizes = head_sizes(head_boxes) if head_boxes is not None else np.zeros(count)
+    elif joint_set.normalizer == BOX:
+        sizes = np.zeros(count)  # the record's own value: its person box diagonal
     else:
         sizes = torso_sizes(keypoints_px, visibility, joint_set)
     return np.where(sizes > 0, sizes, fallback)
@@ -533,6 +538,8 @@ class Evaluation:
         auc: float. Area under `curve`, percent.
         occlusion: dict or None. PCK over annotated-but-occluded scored joints:
             {"pck", "count", "inferable_pck", "inferable_count"}; None without visibility.
+        mean_px_error: float or None. Mean Euclidean error over annotated joints, in the
+            px of `predicted_px` (original image px): DeepLabCut's "RMSE".
     """
 
     joint_set: JointSet
@@ -547,6 +554,7 @@ class Evaluation:
     group_curves: dict
     auc: float
     occlusion: dict | None = None
+    mean_px_error: float | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready (NaN becomes None)."""
@@ -557,6 +565,7 @@ class Evaluation:
             "columns": json_ready(self.columns),
             "per_joint": json_ready(self.per_joint),
             "counts": dict(self.counts),
+            "mean_px_error": json_ready(self.mean_px_error),
             "people": self.people,
             "curve": {
                 "thresholds": [float(value) for value in self.thresholds],
@@ -648,7 +657,14 @@ def evaluate_keypoints(
         group_curves=group_curves,
         auc=area_under_curve(thresholds, curve),
         occlusion=occlusion,
+        mean_px_error=_mean_or_none(pixel_errors(predicted_px, ground_truth_px, annotated)),
     )
+
+
+def _mean_or_none(values):
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    return float(values.mean()) if values.size else None
 
 
 def markdown_table(rows: dict, digits: int = 1) -> str:

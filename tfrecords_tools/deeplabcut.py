@@ -55,7 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pose_keras.joints import JointSet
+from pose_keras.joints import BOX, JointSet
 from pose_keras.transforms import PIXELS_PER_SCALE, center_and_scale_from_box
 from tfrecords_tools.common import (
     INVALID_RECORD,
@@ -183,7 +183,11 @@ def joint_set_from_names(name, names, limbs=(), flip_pairs=None) -> JointSet:
                 f"joints are {list(names)}"
             )
         limb_indices.append((names.index(limb[0]), names.index(limb[1])))
-    return JointSet(name=str(name), names=names, flip_pairs=pairs, limbs=tuple(limb_indices))
+    # No head box or torso on an animal or a custom layout: PCK is scored against the person
+    # box diagonal that the converters store as the record's normaliser.
+    return JointSet(
+        name=str(name), names=names, flip_pairs=pairs, limbs=tuple(limb_indices), normalizer=BOX
+    )
 
 
 def box_from_keypoints(keypoints, visibility, margin=DEFAULT_BOX_MARGIN):
@@ -248,6 +252,8 @@ def annotation_from_points(
         visibility=visibility,
         center=center,
         scale=scale,
+        # The PCK normaliser of box-normalised joint sets (joints.BOX): the box diagonal.
+        normalize=float(np.hypot(box[2] - box[0], box[3] - box[1])),
         person_id=person_id,
         record=record,
         image_size=image_size,
