@@ -27,10 +27,11 @@ import csv
 import io
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
+
+from pose_keras import files
 
 # A joint counts as detected when its score reaches this (predict's default threshold).
 DEFAULT_SCORE_THRESHOLD = 0.2
@@ -377,6 +378,144 @@ def is_lost(
     return bool(scores.mean() < min_mean_score or confident < min_confident_fraction * scores.size)
 
 
+# Box sides tried by the search when no box is given, as fractions of the frame's shorter
+# side: a subject filling a quarter to a half of it (the openfield mouse: 0.2-0.35).
+DEFAULT_SEARCH_FRACTIONS = (0.25, 0.35, 0.5)
+DEFAULT_SEARCH_OVERLAP = 0.5
+
+
+def search_boxes(
+    frame_shape, fractions=DEFAULT_SEARCH_FRACTIONS, overlap: float = DEFAULT_SEARCH_OVERLAP
+) -> np.ndarray:
+    """Square candidate boxes tiling the frame at a few sizes, for finding a subject.
+
+    For each side `fraction x min(height, width)` the boxes step by `(1 - overlap) x side`
+    from the top-left corner, the last row and column aligned to the frame's far edges, so
+    every pixel lies in a box of every size.
+
+    Args:
+        frame_shape: (height, width[, channels]).
+        fractions: floats in (0, 1]. Box sides as fractions of the shorter frame side.
+        overlap: float in [0, 1). Overlap of neighbouring boxes. Default 0.5.
+
+    Returns:
+        float64 (N, 4) boxes (x0, y0, x1, y1) in pixel-edge coordinates.
+
+    >>> search_boxes((100, 200), fractions=(1.0,), overlap=0.5).tolist()
+    [[-0.5, -0.5, 99.5, 99.5], [49.5, -0.5, 149.5, 99.5], [99.5, -0.5, 199.5, 99.5]]
+    """
+    height, width = (float(side) for side in tuple(frame_shape)[:2])
+    if not 0 <= overlap < 1:
+        raise ValueError(f"overlap must be in [0, 1), received {overlap}.")
+    boxes = []
+    for fraction in fractions:
+        if not 0 < fraction <= 1:
+            raise ValueError(f"search fractions must be in (0, 1], received {fraction}.")
+        side = fraction * min(height, width)
+        step = (1.0 - overlap) * side
+
+        def starts(extent, side=side, step=step):
+            count = max(1, int(math.ceil((extent - side) / step - 1e-9)) + 1)
+            return np.minimum(np.arange(count) * step, extent - side) - 0.5
+
+        for y0 in starts(height):
+            for x0 in starts(width):
+                boxes.append([x0, y0, x0 + side, y0 + side])
+    return np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+
+
+def find_then_refine(
+    frame_shape,
+    predict_boxes,
+    fractions=DEFAULT_SEARCH_FRACTIONS,
+    overlap: float = DEFAULT_SEARCH_OVERLAP,
+    refinements: int = 1,
+    score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+    margin: float = DEFAULT_BOX_MARGIN,
+):
+    """Find one subject in a frame without a box, then refine its box from its keypoints.
+
+    Find: the network runs on every `search_boxes` candidate and the candidate with the
+    highest mean joint score wins (a crop at roughly the training scale scores far higher
+    than one that squeezes the whole frame). Refine (`refinements` times): `next_box`
+    around the found keypoints, which matches how training boxes are made (the keypoints'
+    extent plus a margin), and a second pass on it.
+
+    Args:
+        frame_shape: (height, width[, channels]).
+        predict_boxes: callable(boxes (N, 4)) -> (keypoints (N, J, 2) image px, scores
+            (N, J)): the network's pass on one crop per box.
+        fractions, overlap: the search (`search_boxes`).
+        refinements: int >= 0. Default 1.
+        score_threshold, margin: for `next_box`.
+
+    Returns:
+        (box (4,), keypoints (J, 2), scores (J,)) of the subject.
+    """
+    candidates = search_boxes(frame_shape, fractions, overlap)
+    keypoints, scores = predict_boxes(candidates)
+    keypoints, scores = np.asarray(keypoints, np.float64), np.asarray(scores, np.float64)
+    best = int(np.argmax(np.nan_to_num(scores, nan=0.0).mean(axis=1)))
+    box, keypoints, scores = candidates[best], keypoints[best], scores[best]
+    for _ in range(int(refinements)):
+        refined = next_box(keypoints, scores, frame_shape, score_threshold, margin)
+        if refined is None:
+            break
+        new_keypoints, new_scores = predict_boxes(refined[None])
+        box, keypoints, scores = refined, np.asarray(new_keypoints)[0], np.asarray(new_scores)[0]
+    return box, keypoints, scores
+
+
+class SubjectTracker:
+    """Follow one subject through a video: box from the last frame, find again when lost.
+
+    Each `step` predicts the frame on the box made from the previous frame's raw keypoints
+    (`next_box`); on the first frame, and whenever the previous frame `is_lost`, it runs
+    `find_then_refine` instead. The keypoints it returns are smoothed by a `OneEuroFilter`
+    when `smooth` is on (the raw ones, which steer the boxes, are returned too); the filter
+    is reset when the subject is found again, so a jump to the new place is not smoothed.
+
+    Args:
+        predict_boxes: callable(boxes (N, 4)) -> (keypoints (N, J, 2), scores (N, J)) for
+            the current frame (set `tracker.predict_boxes` per frame, or pass a closure).
+        fps: float or None. Frame rate for the filter.
+        smooth: bool. Default True.
+        filter_args: dict. `OneEuroFilter` arguments (min_cutoff, beta, d_cutoff, ...).
+        search: dict. `find_then_refine` arguments (fractions, overlap, refinements).
+    """
+
+    def __init__(self, fps=None, smooth=True, filter_args=None, search=None):
+        self.smooth = bool(smooth)
+        self.filter = OneEuroFilter(fps=fps, **(filter_args or {})) if smooth else None
+        self.search = dict(search or {})
+        self.previous = None  # (keypoints, scores) of the last frame, raw
+
+    def step(self, frame_shape, predict_boxes) -> dict:
+        """One frame: {"box", "keypoints" (smoothed when on), "raw_keypoints", "scores",
+        "found": True when the subject was searched for in this frame}."""
+        box = None
+        if self.previous is not None and not is_lost(self.previous[1]):
+            box = next_box(*self.previous, frame_shape)
+        if box is None:
+            box, keypoints, scores = find_then_refine(frame_shape, predict_boxes, **self.search)
+            found = True
+            if self.filter is not None:
+                self.filter.reset()
+        else:
+            keypoints, scores = predict_boxes(box[None])
+            keypoints, scores = np.asarray(keypoints)[0], np.asarray(scores)[0]
+            found = False
+        self.previous = (keypoints, scores)
+        smoothed = self.filter(keypoints, scores) if self.filter is not None else keypoints
+        return {
+            "box": box,
+            "keypoints": np.asarray(smoothed, dtype=np.float64),
+            "raw_keypoints": np.asarray(keypoints, dtype=np.float64),
+            "scores": np.asarray(scores, dtype=np.float64),
+            "found": found,
+        }
+
+
 def box_iou(boxes_a, boxes_b) -> np.ndarray:
     """Intersection over union of every pair of boxes (x0, y0, x1, y1): (A, 4), (B, 4) -> (A, B).
 
@@ -495,14 +634,7 @@ def _finite_or_none(value):
 
 
 def _write_text_atomic(path, text: str):
-    """Write through a temporary file beside `path` and a rename: never half-written."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.partial")
-    try:
-        temporary.write_text(text)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    files.write_text_atomic(path, text)
 
 
 def write_frames_json(path, frames, joint_names=None):

@@ -427,3 +427,95 @@ def test_unreadable_result_files_name_the_file_and_line(tmp_path):
     bad_json.write_text('{"frames": [')
     with pytest.raises(ValueError, match=r"frames\.json: not a per-frame keypoints JSON"):
         read_frames_json(bad_json)
+
+
+# --------------------------------------------------------------------------------------
+# Finding a subject without a box, and following it
+# --------------------------------------------------------------------------------------
+
+
+def subject_network(truth_keypoints, subject_box):
+    """A stand-in for the network's pass on crops, written as a pure function: a crop that
+    frames the subject at about its size gives its keypoints with high scores; others give
+    the crop centre with a score that falls with the mismatch."""
+    from pose_keras.tracking import box_iou
+
+    def predict_boxes(boxes):
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        overlap = box_iou(boxes, np.asarray(subject_box)[None])[:, 0]
+        centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+        good = overlap > 0.3
+        keypoints = np.where(
+            good[:, None, None], truth_keypoints[None], centres[:, None, :].repeat(4, 1)
+        )
+        scores = np.repeat(overlap[:, None], 4, axis=1)
+        return keypoints, scores
+
+    return predict_boxes
+
+
+def test_search_boxes_cover_the_frame_at_every_size():
+    from pose_keras.tracking import search_boxes
+
+    boxes = search_boxes((480, 640), fractions=(0.25, 0.5), overlap=0.5)
+    sides = boxes[:, 2] - boxes[:, 0]
+    np.testing.assert_allclose(sorted(set(np.round(sides, 6))), [120.0, 240.0])
+    for side in (120.0, 240.0):
+        tiles = boxes[np.isclose(sides, side)]
+        assert tiles[:, 0].min() == -0.5 and tiles[:, 1].min() == -0.5
+        np.testing.assert_allclose(tiles[:, 2].max(), 639.5)
+        np.testing.assert_allclose(tiles[:, 3].max(), 479.5)
+    # 120 px at stride 60: 10 columns x 7 rows; 240 px at stride 120: 5 x 3.
+    assert len(boxes) == 10 * 7 + 5 * 3
+    with pytest.raises(ValueError, match="overlap"):
+        search_boxes((10, 10), overlap=1.0)
+
+
+def test_find_then_refine_locates_the_subject_and_frames_it_by_its_keypoints():
+    from pose_keras.tracking import box_iou, find_then_refine, next_box
+
+    truth = np.array([[400.0, 300.0], [430.0, 280.0], [430.0, 320.0], [500.0, 300.0]])
+    subject_box = next_box(truth, np.ones(4), (480, 640))
+    box, keypoints, scores = find_then_refine((480, 640), subject_network(truth, subject_box))
+    np.testing.assert_allclose(keypoints, truth)
+    np.testing.assert_allclose(box, subject_box)  # the refinement: keypoints' extent + margin
+    assert box_iou(box[None], subject_box[None])[0, 0] == pytest.approx(1.0)
+    assert scores.min() == pytest.approx(1.0)
+
+
+def test_subject_tracker_follows_and_finds_again_after_a_jump():
+    from pose_keras.tracking import SubjectTracker, next_box
+
+    base = np.array([[100.0, 100.0], [130.0, 80.0], [130.0, 120.0], [200.0, 100.0]])
+    tracker = SubjectTracker(fps=30.0, smooth=False)
+    found = []
+    for frame in range(12):
+        # Moves 3 px a frame, then jumps across the frame at frame 8.
+        truth = base + [3.0 * frame, 0.0] + ([300.0, 250.0] if frame >= 8 else 0.0)
+        subject_box = next_box(truth, np.ones(4), (480, 640))
+        result = tracker.step((480, 640), subject_network(truth, subject_box))
+        found.append(result["found"])
+        if frame not in (8,):  # the jump frame itself is predicted on the stale box
+            np.testing.assert_allclose(result["raw_keypoints"], truth, atol=1e-9)
+    # Searched on the first frame, followed by boxes from keypoints, searched again once
+    # the stale box lost the subject (frame 8 scored low, frame 9 searched).
+    assert found == [True] + [False] * 8 + [True, False, False]
+
+
+def test_subject_tracker_smooths_but_steers_by_the_raw_keypoints():
+    from pose_keras.tracking import SubjectTracker, mean_acceleration, next_box
+
+    rng = np.random.default_rng(4)
+    base = np.array([[100.0, 100.0], [130.0, 80.0], [130.0, 120.0], [200.0, 100.0]])
+    tracker = SubjectTracker(fps=30.0, smooth=True)
+    raw, smoothed = [], []
+    for frame in range(60):
+        truth = base + [2.0 * frame, 0.0]
+        noisy = truth + rng.normal(0, 2.0, truth.shape)
+        subject_box = next_box(truth, np.ones(4), (480, 640))
+        result = tracker.step((480, 640), subject_network(noisy, subject_box))
+        raw.append(result["raw_keypoints"])
+        smoothed.append(result["keypoints"])
+    assert (
+        mean_acceleration(np.stack(smoothed)).mean() < 0.7 * mean_acceleration(np.stack(raw)).mean()
+    )
