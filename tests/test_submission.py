@@ -1,0 +1,149 @@
+"""The MPII test-set submission: read back with scipy.io and walked as evaluatePCKh.m does.
+
+The release `.mat` is not in ../shared/data, so the test builds a miniature `RELEASE` of
+the documented structure (annolist with image.name and annorect.objpos, img_train,
+single_person as a cell array of 1-based rectangle indices) with scipy.io.savemat.
+"""
+
+import numpy as np
+import pytest
+from scipy.io import loadmat, savemat
+
+from pose_keras import submission
+from pose_keras.joints import MPII
+
+
+def _structs(rows, fields):
+    array = np.zeros((1, len(rows)), dtype=[(field, object) for field in fields])
+    for column, row in enumerate(rows):
+        for field in fields:
+            array[0, column][field] = row.get(field, np.zeros((0, 0)))
+    return array
+
+
+def _rect(x=None, y=None):
+    return {"objpos": np.zeros((0, 0)) if x is None else {"x": float(x), "y": float(y)}}
+
+
+# Five images: 1 and 4 are training images; the test images are 2 (a single person in
+# rectangle 1, a group member in 2), 3 (no rectangle) and 5 (single people in 1 and 3,
+# rectangle 2 without objpos).
+IMAGES = [
+    ("train_a.jpg", 1, [_rect(10, 20)], np.array([1.0])),
+    ("test_a.jpg", 0, [_rect(300, 200), _rect(120, 80)], np.array([1.0])),
+    ("test_b.jpg", 0, [], np.zeros((0, 0))),
+    ("train_b.jpg", 1, [_rect(5, 5)], np.array([1.0])),
+    ("test_c.jpg", 0, [_rect(50, 60), _rect(), _rect(400, 90)], np.array([[1.0], [3.0]])),
+]
+SCORED = [("test_a.jpg", 0), ("test_c.jpg", 0), ("test_c.jpg", 2)]
+
+
+@pytest.fixture(scope="module")
+def release_path(tmp_path_factory):
+    annolist = _structs(
+        [
+            {"image": {"name": name}, "annorect": _structs(rects, ["objpos"])}
+            for name, _, rects, _ in IMAGES
+        ],
+        ["image", "annorect"],
+    )
+    single_person = np.empty((len(IMAGES), 1), dtype=object)
+    for index, (*_, listed) in enumerate(IMAGES):
+        single_person[index, 0] = listed
+    release = {
+        "annolist": annolist,
+        "img_train": np.array([[train for _, train, _, _ in IMAGES]], dtype=np.uint8),
+        "single_person": single_person,
+    }
+    path = tmp_path_factory.mktemp("release") / "mini_release.mat"
+    savemat(path, {"RELEASE": release})
+    return path
+
+
+def predictions(count):
+    """Distinct 0-based predictions per person and joint (x = 100 p + j, y = 10 j + 0.25)."""
+    people, joints = np.meshgrid(np.arange(count), np.arange(MPII.num_joints), indexing="ij")
+    return np.stack([100.0 * people + joints, 10.0 * joints + 0.25], axis=-1)
+
+
+def kit_matrix(pred, layout):
+    """evaluatePCKh.m's path: flatten_annolist (every rectangle with a non-empty objpos,
+    kept when listed in single_person), then annolist2matrix (points looked up by id)."""
+    rows = []
+    for image, entry in enumerate(np.atleast_1d(pred)):
+        for rect_index, rect in enumerate(np.atleast_1d(entry.annorect)):
+            objpos = rect.objpos
+            if not hasattr(objpos, "_fieldnames"):
+                continue
+            if rect_index not in layout.single_person[image]:
+                continue
+            joints = np.full((MPII.num_joints, 2), np.nan)
+            for point in np.atleast_1d(rect.annopoints.point):
+                joints[int(point.id)] = (point.x, point.y)
+            rows.append(joints)
+    return np.stack(rows)
+
+
+def test_test_layout_follows_release_order_and_single_person(release_path):
+    layout = submission.read_test_layout(release_path)
+    assert layout.image_names == ["test_a.jpg", "test_b.jpg", "test_c.jpg"]
+    assert layout.single_person == [(0,), (), (0, 2)]
+    assert layout.objpos_one_based[2] == [(50.0, 60.0), None, (400.0, 90.0)]
+    assert [(layout.image_names[i], r) for i, r in layout.people()] == SCORED
+
+
+def test_submission_round_trips_through_scipy_in_the_kit_layout(release_path, tmp_path):
+    layout = submission.read_test_layout(release_path)
+    keypoints = predictions(len(SCORED))
+    path = submission.write_submission(tmp_path / "pred_keypoints_mpii.mat", layout, keypoints)
+
+    raw = loadmat(path)["pred"]  # struct_as_record: the MATLAB struct fields
+    assert raw.shape == (1, 3) and raw.dtype.names == ("image", "annorect")
+    pred = loadmat(path, squeeze_me=True, struct_as_record=False)["pred"]
+    assert len(pred) == len(layout.image_names)  # assert(length(annolist_test) == length(pred))
+    assert [entry.image.name for entry in pred] == layout.image_names
+    first = pred[0].annorect[0].annopoints.point
+    assert [point.id for point in first] == list(range(16))  # 0-based MPII joint ids
+    # MATLAB 1-based pixels: the 0-based predictions plus one.
+    assert first[9].x == pytest.approx(keypoints[0, 9, 0] + 1.0, abs=1e-9)
+    assert first[9].y == pytest.approx(keypoints[0, 9, 1] + 1.0, abs=1e-9)
+    # The group member keeps its objpos but gets no points; the empty image has no rect.
+    assert pred[0].annorect[1].objpos.x == 120.0 and np.size(pred[0].annorect[1].annopoints) == 0
+    assert np.size(pred[1].annorect) == 0
+    assert np.size(pred[2].annorect[1].objpos) == 0
+    # Walked as the kit walks it, the file gives back every prediction in order.
+    np.testing.assert_allclose(kit_matrix(pred, layout), keypoints + 1.0, atol=1e-9)
+
+
+def test_records_are_put_in_release_order_and_mismatches_are_named(release_path):
+    layout = submission.read_test_layout(release_path)
+    keypoints = predictions(3)
+    shuffled = [2, 0, 1]
+    ordered = submission.order_predictions(
+        layout,
+        keypoints[shuffled],
+        ["images/test_c.jpg", "test_a.jpg", "test_c.jpg"],
+        np.array(shuffled),
+    )
+    np.testing.assert_array_equal(ordered, keypoints)
+    with pytest.raises(ValueError, match=r"rectangle 1 of 'test_a.jpg'.*record's image is 'x.jpg'"):
+        submission.order_predictions(
+            layout, keypoints, ["x.jpg", "test_c.jpg", "test_c.jpg"], [0, 1, 2]
+        )
+    with pytest.raises(
+        ValueError,
+        match="1 of 3 single-person test rectangles have no record, "
+        "the first: rectangle 3 of 'test_c.jpg'",
+    ):
+        submission.order_predictions(layout, keypoints[:2], ["test_a.jpg", "test_c.jpg"], [0, 1])
+    with pytest.raises(ValueError, match=r"expected predictions of shape \(3, 16, 2\)"):
+        submission.write_submission("unused.mat", layout, keypoints[:2])
+
+
+def test_a_file_that_is_not_the_release_is_named(tmp_path):
+    path = tmp_path / "gt_valid.mat"
+    savemat(path, {"pos_gt_src": np.zeros((16, 2, 1))})
+    with pytest.raises(ValueError, match=f"{path}: no 'RELEASE' struct"):
+        submission.read_test_layout(path)
+    with pytest.raises(ValueError, match="MPII release file not found"):
+        submission.read_test_layout(tmp_path / "missing.mat")
