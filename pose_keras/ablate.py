@@ -718,7 +718,7 @@ def plot_fig4(summary, grid: dict, path, measure="pckh", title=None) -> bool:
     )
     stacks_values = list(grid["axes"][AXIS_STACKS])
     for axis, regression in zip(axes[0], regressions, strict=True):
-        for scales in grid["axes"][AXIS_SCALES]:
+        for index, scales in enumerate(grid["axes"][AXIS_SCALES]):
             names = [
                 cell_name_in(grid, _axis_cell(stacks, scales, regression))
                 for stacks in stacks_values
@@ -734,10 +734,12 @@ def plot_fig4(summary, grid: dict, path, measure="pckh", title=None) -> bool:
                 yerr=points[f"{measure}_std"].fillna(0.0),
                 marker="o",
                 capsize=3,
+                color=f"C{index}",  # the same colour for a scale set in every panel
                 label=f"scales {_scales_text(scales)}",
             )
         axis.set_xscale("log", base=2)
         axis.set_xticks(stacks_values, [str(value) for value in stacks_values])
+        axis.set_xlim(min(stacks_values) / 1.4, max(stacks_values) * 1.4)
         axis.set_xlabel("conv-deconv stacks")
         if regression is not None:
             axis.set_title(f"global regression {_bool_text(regression)}", fontsize=10)
@@ -879,7 +881,7 @@ def effects_markdown(effects) -> str:
         for _, row in effects.iterrows()
     ]
     return markdown_table(
-        ["change", "measure", "difference", "std. error", "|diff| > 2 s.e.", "seeds"], rows
+        ["change", "measure", "difference", "std. error", "beyond 2 s.e.", "seeds"], rows
     )
 
 
@@ -1030,8 +1032,8 @@ def write_doc(doc: Path, planned, grid, summary, frame, tables, paths, commands,
         "## Effects and seed spread",
         "",
         "Difference of means (second minus first) with its standard error over seeds; "
-        '"|diff| > 2 s.e." is a rough guide to a difference beyond the seed noise, not a '
-        "significance test. " + seed_spread(summary),
+        '"beyond 2 s.e." (the difference exceeds twice its standard error) is a rough guide '
+        "to a difference beyond the seed noise, not a significance test. " + seed_spread(summary),
         "",
         tables["effects_md"],
         "## Conclusion",

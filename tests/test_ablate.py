@@ -188,3 +188,44 @@ def test_killed_grid_resumes_without_rerunning_finished_cells(tmp_path):
     doc.write_text(text.replace("_(No conclusion written yet.)_", "Hand-written."))
     assert ablate.main(report[3:]) == 0
     assert "Hand-written." in doc.read_text()
+
+
+def test_fig4_plot_and_occlusion_table_show_finished_cells_only(tmp_path):
+    grid = {
+        "axes": {
+            "model.stacks": [1, 2],
+            "model.supervised_scales": [[1], [1, 2]],
+            "model.global_regression": [False, True],
+        }
+    }
+    names = [ablate.cell_name(cell) for cell in ablate.grid_cells(grid)]
+    rows = []
+    for index, name in enumerate(names):
+        finished = name != "stacks2_scales1-2_regression-on"
+        rows.append(
+            {
+                "cell": name,
+                "seeds": "3/3" if finished else "0/3",
+                "pckh_mean": 40.0 + index if finished else np.nan,
+                "pckh_std": 1.5 if finished else np.nan,
+                "occluded_pckh_mean": 30.0 + index if finished else np.nan,
+                "occluded_pckh_std": 2.0 if finished else np.nan,
+                "inferable_pckh_mean": 35.0 + index if finished else np.nan,
+                "inferable_pckh_std": np.nan,
+            }
+        )
+    summary = pd.DataFrame(rows)
+    path = tmp_path / "fig4.png"
+    assert ablate.plot_fig4(summary, grid, path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = ablate.occlusion_markdown(summary, grid).splitlines()
+    assert table[0] == (
+        "| stacks | scales | occluded, regression off | inferable, regression off | "
+        "occluded, regression on | inferable, regression on |"
+    )
+    # Cell order: stacks, then scales, then regression off/on (values 30 + cell index).
+    assert table[2] == "| 1 | {1} | 30.0 ± 2.0 (3/3) | 35.0 | 31.0 ± 2.0 (3/3) | 36.0 |"
+    assert table[5] == "| 2 | {1,2} | 36.0 ± 2.0 (3/3) | 41.0 | – | – |"
+    # Nothing finished: no plot.
+    assert not ablate.plot_fig4(summary.assign(pckh_mean=np.nan), grid, tmp_path / "none.png")
+    assert not (tmp_path / "none.png").exists()
