@@ -89,6 +89,17 @@ def test_keypoint_far_outside_the_image_is_described_in_one_line(tmp_path):
     )
 
 
+def test_nan_keypoint_is_described_in_one_line(tmp_path):
+    people = [person(index) for index in range(4)]
+    people[2].keypoints[3] = np.nan
+    prefix = write(tmp_path / "nan", people)
+    shard = records.shard_paths(prefix)[0]
+    error = first_error(pipeline.training_dataset(tiny_config(), prefix, seed=0))
+    assert isinstance(error, tf.errors.InvalidArgumentError)
+    line = pipeline.describe_data_error(error)
+    assert line == f"Bad input: {shard} record 2: non-finite keypoint coordinates"
+
+
 def test_bit_flipped_shard_without_checksums_names_the_shard_and_record(tmp_path, caplog):
     prefix = write(tmp_path / "flip", [person(index) for index in range(6)])
     shard = records.shard_paths(prefix)[1]
