@@ -3,11 +3,11 @@
 `load(run_dir_or_file)` returns a `PoseModel` whose methods are the three commands
 without the command line, built on the same library functions:
 
-- `predict(image, boxes=None, flip=False)`: `predict.crop_people` + `predict.predict_crops`
-  (`python -m pose_keras.predict`), returning a `Prediction` in image px.
-- `evaluate(records, flip=False)`: `evaluate.predict_split` + `evaluate.score_model_predictions`
-  (`python -m pose_keras.evaluate --model --data`), returning a `metrics.Evaluation`.
-- `export(path)`: `export.ServingGraph` and its exporters (`python -m pose_keras.export`).
+- `predict(image, boxes=None, flip=False)`: `inference.crop_people` + `inference.predict_crops`
+  (what `python -m pose_keras.predict` runs), returning a `Prediction` in image px.
+- `evaluate(records, flip=False)`: `inference.predict_split` + `inference.score_model_predictions`
+  (what `python -m pose_keras.evaluate --model --data` runs), returning a `metrics.Evaluation`.
+- `export(path)`: `serving.ServingGraph` and its exporters (`python -m pose_keras.export`).
 
 Settings the run recorded (`data.box_scale`, `data.sigma`) are used as the commands use
 them. Examples:
@@ -26,14 +26,11 @@ PosixPath('export/synthetic/1')
 from __future__ import annotations
 
 import dataclasses
-import re
 from pathlib import Path
 
 import numpy as np
 
 from pose_keras import runs
-
-EXPORT_NAME_PATTERN = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -81,7 +78,7 @@ class Prediction:
 
 def _as_image(image) -> np.ndarray:
     """A path (read as `predict` reads it) or an (H, W, 3) uint8 RGB array."""
-    from pose_keras.predict import read_image
+    from pose_keras.inference import read_image
 
     if isinstance(image, (str, Path)):
         return read_image(image)
@@ -97,14 +94,14 @@ def _as_image(image) -> np.ndarray:
 def _as_boxes(boxes, image_shape) -> np.ndarray:
     """(P, 4) float64 boxes, each checked as `predict` checks a box file; None or empty =
     the whole image."""
-    from pose_keras.predict import _parse_box, full_image_box
+    from pose_keras.inference import full_image_box, parse_box
 
     if boxes is None or len(boxes) == 0:
         return full_image_box(*image_shape[:2])[None]
     rows = list(boxes)
     if np.ndim(rows[0]) == 0:  # one box given as 4 numbers
         rows = [rows]
-    return np.array([_parse_box(row, f"boxes[{index}]") for index, row in enumerate(rows)])
+    return np.array([parse_box(row, f"boxes[{index}]") for index, row in enumerate(rows)])
 
 
 class PoseModel:
@@ -122,18 +119,17 @@ class PoseModel:
     config = property(lambda self: self.run.config)
     path = property(lambda self: self.run.path)
 
-    @property
-    def box_scale(self) -> float:
-        """Crop side / the box's longer side: the run's `data.box_scale` (default 1.25)."""
-        return self.config.data.box_scale if self.config else 1.25
-
-    @property
-    def sigma(self) -> float:
-        """The training Gaussian sigma (for DARK decoding): the run's `data.sigma`."""
-        return self.config.data.sigma if self.config else 1.0
+    box_scale = property(
+        lambda self: self.run.box_scale,
+        doc="Crop side / the box's longer side: the run's `data.box_scale` (`runs.Run`).",
+    )
+    sigma = property(
+        lambda self: self.run.sigma,
+        doc="The training Gaussian sigma (for DARK decoding): the run's `data.sigma`.",
+    )
 
     def __repr__(self) -> str:
-        from pose_keras.predict import input_size_of
+        from pose_keras.inference import input_size_of
 
         return (
             f"PoseModel({str(self.path)!r}, joints={self.joint_set.name!r}, "
@@ -156,7 +152,7 @@ class PoseModel:
         Returns:
             Prediction.
         """
-        from pose_keras.predict import crop_people, input_size_of, predict_crops
+        from pose_keras.inference import crop_people, input_size_of, predict_crops
 
         image = _as_image(image)
         boxes = _as_boxes(boxes, image.shape)
@@ -215,7 +211,7 @@ class PoseModel:
             metrics.Evaluation: `.columns` is the table row (`to_dataframe()` renders it),
             `.per_joint`, `.curve`, `.auc`, `.occlusion`.
         """
-        from pose_keras.evaluate import predict_split, score_model_predictions
+        from pose_keras.inference import predict_split, score_model_predictions
 
         predictions, joint_set = predict_split(
             self.run, records, flip=flip, refine=refine, batch_size=batch_size, progress=progress
@@ -246,21 +242,14 @@ class PoseModel:
         Returns:
             Path of the written version folder (SavedModel) or model file (ONNX, TFLite).
         """
-        from pose_keras import export
+        from pose_keras import serving
 
-        if format not in export.EXPORTERS:
-            raise ValueError(
-                f"format must be one of {sorted(export.EXPORTERS)}, received {format!r}."
-            )
-        name = (name or export.default_name(self.path)) + export.NAME_SUFFIX[format]
-        if not re.fullmatch(EXPORT_NAME_PATTERN, name):
-            raise ValueError(f"name must be letters, digits, '_', '.', '-', received {name!r}.")
-        model_dir = Path(path) / name
-        version = export.resolve_version(model_dir, version, overwrite)
-        graph = export.ServingGraph(
+        model_dir = Path(path) / serving.model_name(name, self.path, format, what="name")
+        version = serving.resolve_version(model_dir, version, overwrite)
+        graph = serving.ServingGraph(
             self.model, self.joint_set, box_scale=self.box_scale, flip=flip, heatmaps=heatmaps
         )
-        return export.EXPORTERS[format](
+        return serving.EXPORTERS[format](
             graph, model_dir / str(version), source=self.path, overwrite=overwrite
         )
 

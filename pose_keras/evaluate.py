@@ -3,9 +3,10 @@
 Two modes:
 
 - `--model RUN_DIR_OR_FILE --data TFRECORDS`: run the model on every person of a TFRecord
-  split (one pass in record order, no augmentation; `pipeline.validation_dataset`), decode
-  (`predict.predict_crops`: arg-max + quarter-pixel shift or DARK, optional flip test,
-  back-projection to image px) and score against the records' keypoints. Writes
+  split (`inference.predict_split`: one pass in record order, no augmentation, the
+  inference stage's decoding with arg-max + quarter-pixel shift or DARK, optional flip
+  test, back-projection to image px) and score against the records' keypoints
+  (`inference.score_model_predictions`). Writes
   `metrics.json`, `table.md`, a PCK(h) curve PNG and `predictions.npy` (people x joints x 2,
   image px, 0-based, record order) to `--output`.
 - `--predictions FILE --gt gt_valid.mat`: score a predictions file without a model, the
@@ -39,14 +40,27 @@ from pathlib import Path
 
 import numpy as np
 
-from pose_keras import files, metrics, runs
-from pose_keras.joints import BOX, MPII, JointSet, get_joint_set
+from pose_keras import cli, files, metrics, runs
+from pose_keras.joints import BOX, MPII
 
 # `dataset_joints` of gt_valid.mat (Tompson et al.'s evaluation format), in MPII id order.
 MPII_EVALUATION_NAMES = (
     "rank", "rkne", "rhip", "lhip", "lkne", "lank", "pelv", "thor",
     "neck", "head", "rwri", "relb", "rsho", "lsho", "lelb", "lwri",
 )  # fmt: skip
+
+
+# Moved to the library module `pose_keras.inference`; still importable from here (lazily, so
+# that scoring a predictions file does not import TensorFlow) for code written before.
+MOVED_TO_INFERENCE = ("ModelPredictions", "predict_split", "score_model_predictions")
+
+
+def __getattr__(name):
+    if name in MOVED_TO_INFERENCE:
+        from pose_keras import inference
+
+        return getattr(inference, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------------------------
@@ -225,140 +239,6 @@ def score_mpii(
 
 
 # --------------------------------------------------------------------------------------
-# A model on TFRecords
-# --------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class ModelPredictions:
-    """Per-person results of `predict_split`, in record order (image px, 0-based)."""
-
-    keypoints: np.ndarray  # (N, J, 2) predicted
-    scores: np.ndarray  # (N, J)
-    ground_truth: np.ndarray  # (N, J, 2)
-    visibility: np.ndarray  # (N, J) 0 / 1 / 2
-    head_boxes: np.ndarray  # (N, 4)
-    record_normalizers: np.ndarray  # (N,)
-    image_ids: list
-    person_ids: np.ndarray
-
-
-def protocol_joint_set(declared: JointSet) -> JointSet:
-    """The built-in joint set of the same name and joints (current protocol data), else
-    the declared one (custom datasets keep the groups of their manifest)."""
-    try:
-        built_in = get_joint_set(declared.name)
-    except ValueError:
-        return declared
-    return built_in if built_in.names == declared.names else declared
-
-
-def predict_split(
-    run,
-    pattern,
-    flip=False,
-    refine="quarter",
-    batch_size=32,
-    flip_shift_px=0,
-    progress=True,
-) -> tuple[ModelPredictions, JointSet]:
-    """Run a loaded model (`runs.load_run`) over every person of a TFRecord split.
-
-    Returns:
-        (ModelPredictions, the split's joint set).
-    """
-    import tensorflow as tf
-
-    from pose_keras import pipeline
-    from pose_keras.config import Config, ModelConfig
-    from pose_keras.predict import ProgressBar, input_size_of, predict_crops
-
-    split = pipeline.resolve_split(pattern)
-    if split.joint_set.names != run.joint_set.names:
-        raise ValueError(
-            f"{pattern}: the records hold joint set {split.joint_set.name!r} "
-            f"({split.joint_set.num_joints} joints) but the model predicts "
-            f"{run.joint_set.name!r} ({run.joint_set.num_joints} joints)."
-        )
-    base = run.config or Config()
-    model_config = getattr(run.model, "model_config", None) or ModelConfig(
-        input_size=input_size_of(run.model), num_joints=run.joint_set.num_joints
-    )
-    config = Config(
-        model=model_config,
-        data=dataclasses.replace(base.data, joints="auto", val_records=str(pattern)),
-        train=dataclasses.replace(base.train, batch_size=batch_size),
-    )
-    dataset = pipeline.validation_dataset(config, str(pattern), batch_size=batch_size)
-    collected = {key: [] for key in ModelPredictions.__dataclass_fields__}
-    bar = ProgressBar(split.count, "people", enabled=progress)
-    try:
-        for images, meta in dataset:
-            result = predict_crops(
-                run.model,
-                images.numpy(),
-                meta["crop_matrix"].numpy(),
-                split.joint_set,
-                flip=flip,
-                refine=refine,
-                batch_size=batch_size,
-                flip_shift_px=flip_shift_px,
-                sigma=config.data.sigma,
-            )
-            collected["keypoints"].append(result.keypoints)
-            collected["scores"].append(result.scores)
-            collected["ground_truth"].append(meta["keypoints"].numpy().astype(np.float64))
-            collected["visibility"].append(meta["visibility"].numpy().astype(np.int64))
-            collected["head_boxes"].append(meta["head_box"].numpy().astype(np.float64))
-            collected["record_normalizers"].append(meta["normalize"].numpy().astype(np.float64))
-            collected["image_ids"] += [value.decode() for value in meta["image_id"].numpy()]
-            collected["person_ids"].append(meta["person_id"].numpy())
-            bar.update(len(result.keypoints))
-    except tf.errors.OpError as error:
-        # The pipeline stops at a bad record with `Bad input: <shard> record <i>: <why>`.
-        raise ValueError(_op_error_message(error)) from None
-    finally:
-        bar.close()
-    if not collected["keypoints"]:
-        raise ValueError(f"{pattern}: the split holds no people.")
-    arrays = {
-        key: (values if key == "image_ids" else np.concatenate(values))
-        for key, values in collected.items()
-    }
-    return ModelPredictions(**arrays), split.joint_set
-
-
-def _op_error_message(error) -> str:
-    """The first line of a TensorFlow error, from `Bad input` on when it names a record."""
-    message = error.message
-    if "Bad input" in message:
-        message = message[message.index("Bad input") :].split("]")[0]
-    return message.strip().splitlines()[0]
-
-
-def score_model_predictions(
-    predictions: ModelPredictions, joint_set: JointSet, threshold=None
-) -> metrics.Evaluation:
-    """Score `predict_split`'s output by the protocol of `joint_set`."""
-    joint_set = protocol_joint_set(joint_set)
-    normalizers = metrics.person_normalizers(
-        joint_set,
-        predictions.ground_truth,
-        predictions.visibility,
-        head_boxes=predictions.head_boxes,
-        record_normalizers=predictions.record_normalizers,
-    )
-    return metrics.evaluate_keypoints(
-        predictions.keypoints,
-        predictions.ground_truth,
-        predictions.visibility,
-        normalizers,
-        joint_set,
-        threshold=threshold,
-    )
-
-
-# --------------------------------------------------------------------------------------
 # Reports
 # --------------------------------------------------------------------------------------
 
@@ -399,19 +279,15 @@ def plot_curve(evaluation: metrics.Evaluation, path, title=None):
         figure.savefig(temporary, format="png")
 
 
-def _write_text_atomic(path: Path, text: str):
-    files.write_text_atomic(path, text)
-
-
 def write_report(evaluation: metrics.Evaluation, output_dir, name: str, details: dict) -> list:
     """Write metrics.json, table.md and the curve PNG; returns the paths written."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     document = {**details, **evaluation.to_dict()}
     metrics_path = output_dir / "metrics.json"
-    _write_text_atomic(metrics_path, json.dumps(document, indent=2) + "\n")
+    files.write_text_atomic(metrics_path, json.dumps(document, indent=2) + "\n")
     table_path = output_dir / "table.md"
-    _write_text_atomic(table_path, markdown_report(evaluation, name))
+    files.write_text_atomic(table_path, markdown_report(evaluation, name))
     curve_path = output_dir / curve_file_name(evaluation)
     plot_curve(evaluation, curve_path)
     return [metrics_path, table_path, curve_path]
@@ -567,11 +443,11 @@ def main(argv=None) -> int:
                 raise ValueError("--model and --data go together.")
             if args.batch_size < 1:
                 raise ValueError(f"--batch-size must be >= 1, received {args.batch_size}.")
-            from pose_keras.pipeline import resolve_split
-            from pose_keras.runs import load_run
+            from pose_keras.inference import predict_split, score_model_predictions
+            from pose_keras.records import resolve_split
 
             resolve_split(args.data)  # a missing split fails before the model loads
-            run = load_run(args.model, joints=args.joints, prefer=args.prefer)
+            run = runs.load_run(args.model, joints=args.joints, prefer=args.prefer)
             output = Path(args.output) if args.output else _default_output(run.path, args.data)
             files.check_output_dir(output, "--output")  # before the work, not after it
             predictions, joint_set = predict_split(
@@ -600,12 +476,8 @@ def main(argv=None) -> int:
                 with files.atomic_path(path) as temporary:
                     np.save(temporary, predictions.keypoints)
                 written.append(path)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:  # a full disk or a vanished folder while writing
-        print(f"error: {files.describe_os_error(error)}", file=sys.stderr)
-        return 1
+    except (ValueError, OSError) as error:  # bad input (2); a full disk while writing (1)
+        return cli.error_exit(error)
     if args.json:
         print(columns_json(evaluation))
     else:

@@ -38,7 +38,7 @@ import sys
 import time
 from pathlib import Path
 
-from pose_keras import files, runs
+from pose_keras import cli, files, runs
 from pose_keras.config import Config
 from pose_keras.joints import MPII, JointSet
 
@@ -333,8 +333,8 @@ def distribution_strategy(name: str):
 def validation_evaluator(model_config, joint_set: JointSet, dataset, image_count: int = 4):
     """A function `evaluate(model) -> dict` scoring the prediction output on `dataset`.
 
-    Decodes the prediction heatmaps (`model.prediction_name`) with the inference stage's
-    `pose_keras.predict.predict_crops` (arg-max with the quarter-pixel shift, back through
+    Decodes the prediction heatmaps (`model.prediction_name`) with the inference stage,
+    `pose_keras.inference` (arg-max with the quarter-pixel shift, back through
     each crop's matrix to image px; no flip test, to keep epochs short) and scores them with
     `pose_keras.metrics.evaluate_keypoints`: PCKh@0.5 with the MPII head-box normaliser, or
     PCK@0.2 with the torso normaliser (SPEC §4), pooled Mean as in the official kit.
@@ -354,7 +354,7 @@ def validation_evaluator(model_config, joint_set: JointSet, dataset, image_count
     import numpy as np
 
     from pose_keras import metrics as metrics_module
-    from pose_keras.predict import predict_crops
+    from pose_keras.inference import inference_of
     from pose_keras.targets import heatmap_px_from_input_px, joint_weights, render_heatmaps
     from pose_keras.transforms import apply_affine
 
@@ -374,13 +374,8 @@ def validation_evaluator(model_config, joint_set: JointSet, dataset, image_count
         for batch_images, meta in dataset:
             batch_images = batch_images.numpy()
             crop_matrices = meta["crop_matrix"].numpy()
-            predictions = predict_crops(
-                model,
-                batch_images,
-                crop_matrices,
-                joint_set,
-                flip=False,
-                batch_size=len(batch_images),
+            predictions = inference_of(model, joint_set).predict_crops(
+                batch_images, crop_matrices, flip=False, batch_size=len(batch_images)
             )
             keypoints.append(predictions.keypoints)
             ground_truth.append(meta["keypoints"].numpy())
@@ -600,24 +595,7 @@ def build_parser() -> argparse.ArgumentParser:
         "into runs/synthetic. Rerunning the same command after an interruption resumes the "
         "run. See docs/training.md.",
     )
-    parser.add_argument(
-        "--config",
-        metavar="FILE",
-        help="JSON config file (sections model, data, train; missing keys take the paper's "
-        "defaults). Default: the 'synthetic' preset.",
-    )
-    parser.add_argument(
-        "--preset",
-        help="Named preset instead of a file: 'synthetic' (default) or 'paper'.",
-    )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="Override one config value, e.g. --set train.epochs=50 (repeatable).",
-    )
+    cli.add_config_arguments(parser, default_preset="synthetic")
     parser.add_argument(
         "--overwrite",
         action="store_true",
@@ -637,17 +615,10 @@ def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = build_parser().parse_args(argv)
     try:
-        if args.config and args.preset:
-            raise ValueError("Give --config or --preset, not both.")
-        if args.config:
-            config = Config.from_json(args.config)
-        else:
-            config = Config.preset(args.preset or "synthetic")
-        config = config.with_overrides(args.overrides)
+        config = cli.config_from_arguments(args, default_preset="synthetic")
         plan = check_config(config, overwrite=args.overwrite)
     except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return cli.error_exit(error)
     from pose_keras.callbacks import TrainingDivergedError
 
     try:
@@ -656,8 +627,7 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except ValueError as error:  # bad records found while reading (pipeline)
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return cli.error_exit(error)
     except OSError as error:  # a full disk or a vanished folder while writing the run
         print(f"error: {files.describe_os_error(error)}", file=sys.stderr)
         return 1

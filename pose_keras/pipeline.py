@@ -52,109 +52,31 @@ Examples:
 from __future__ import annotations
 
 import dataclasses
-import glob
 import logging
-import math
-import os
 
 import tensorflow as tf
 
 from pose_keras import records
 from pose_keras.config import Config, DataConfig
+from pose_keras.inference import apply_affine, crop_matrix, has_end_marker, warp_image
 from pose_keras.joints import HEAD_BOX, JointSet, get_joint_set
+from pose_keras.metrics import SC_BIAS
+from pose_keras.records import (  # noqa: F401  (split handling lives in records.py)
+    Split,
+    count_people,
+    resolve_split,
+    verify_shards,
+)
 from pose_keras.targets import make_targets
+from pose_keras.transforms import PIXELS_PER_SCALE
 
 AUTOTUNE = tf.data.AUTOTUNE
 LOGGER = logging.getLogger(__name__)
-
-# MPII evaluation kit (`evaluatePCKh.m`): the PCKh normaliser is SC_BIAS x head-box diagonal.
-SC_BIAS = 0.6
-# What valid image bytes are is defined once, by `records.check_image_bytes`; the graph
-# checks of `parse_record` are its TF twin (tests/test_faults_data.py holds them equal).
-END_MARKER_WINDOW = records.END_MARKER_WINDOW
-JPEG_MAGIC = records.JPEG_MAGIC
-PNG_MAGIC = records.PNG_MAGIC
 
 
 # --------------------------------------------------------------------------------------
 # Splits: shards, manifests, checks before any work
 # --------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class Split:
-    """The shards of a TFRecord split and what their manifests declare about them."""
-
-    pattern: str
-    paths: list  # shard paths, in record order
-    counts: list  # records per shard (manifest)
-    checksums: list  # SHA-256 per shard (manifest)
-    joint_set: JointSet
-
-    @property
-    def count(self) -> int:
-        return int(sum(self.counts))
-
-
-def resolve_split(pattern) -> Split:
-    """Find the shards of `pattern` (a split prefix or a shard glob) and their manifests.
-
-    Every shard must be listed in a `<prefix>.manifest.json` beside it (`ShardedWriter`
-    writes it last, so a split without one is incomplete), and all manifests must declare
-    the same joint set.
-    """
-    pattern = str(pattern)
-    manifest = records.manifest_path(pattern)
-    if manifest.exists():
-        prefixes = [pattern]
-        selected = None
-    else:
-        matched = sorted(path for path in glob.glob(pattern) if path.endswith(".tfrecord"))
-        if not matched:
-            raise FileNotFoundError(
-                f"No TFRecord split at {pattern!r}: expected a prefix with "
-                f"{manifest.name} or a glob matching <prefix>-NNNNN.tfrecord shards."
-            )
-        prefixes = sorted({path.rsplit("-", 1)[0] for path in matched})
-        selected = {os.path.abspath(path) for path in matched}
-    paths, counts, checksums, joint_sets = [], [], [], []
-    for prefix in prefixes:
-        data = records.read_manifest(prefix)
-        folder = records.manifest_path(prefix).parent
-        listed = set()
-        for shard in data["shards"]:
-            path = str(folder / shard["file"])
-            listed.add(os.path.abspath(path))
-            if selected is not None and os.path.abspath(path) not in selected:
-                continue
-            paths.append(path)
-            counts.append(int(shard["count"]))
-            checksums.append(shard.get("sha256"))
-        if selected is not None:
-            unlisted = sorted(
-                path for path in selected if path.startswith(prefix) and path not in listed
-            )
-            if unlisted:
-                raise ValueError(
-                    f"{unlisted[0]} is not listed in {records.manifest_path(prefix)}: a stale "
-                    "or foreign shard; re-run the converter."
-                )
-        joint_sets.append(JointSet.from_dict(data["joint_set"]))
-    for other in joint_sets[1:]:
-        if other != joint_sets[0]:
-            raise ValueError(
-                f"{pattern!r} mixes splits with different joint sets ({joint_sets[0].name!r}, "
-                f"{other.name!r})."
-            )
-    missing = [path for path in paths if not os.path.exists(path)]
-    if missing:
-        raise FileNotFoundError(f"Shard {missing[0]} is listed in its manifest but missing.")
-    return Split(pattern, paths, counts, checksums, joint_sets[0])
-
-
-def count_people(pattern) -> int:
-    """Number of people (examples) in a split, from its manifest(s)."""
-    return resolve_split(pattern).count
 
 
 def resolve_joint_set(config: Config, split: Split) -> JointSet:
@@ -175,60 +97,6 @@ def resolve_joint_set(config: Config, split: Split) -> JointSet:
             f"({declared.name!r}) but model.num_joints={config.model.num_joints}."
         )
     return declared
-
-
-_VERIFIED = {}  # (path, size, mtime_ns) -> True: shards already hashed in this process
-
-
-def _readable_records(path) -> tuple[int, str | None]:
-    """How many records of a shard can be read, and TF's message where reading stops."""
-    count = 0
-    try:
-        for index, _ in records.iterate_shard(path):
-            count = index + 1
-    except records.CorruptShardError as error:
-        return error.index, error.detail.splitlines()[0]
-    return count, None
-
-
-def verify_shards(split: Split) -> None:
-    """Check each shard's SHA-256 and record count against its manifest.
-
-    The count comes from the TFRecord framing (`records.count_records`, no decoding), so a
-    manifest whose counts were edited is caught even when it predates `content_sha256`.
-
-    Raises:
-        ValueError: `<shard>: record <i> is corrupt or truncated ...` when a shard cannot be
-            read to its end, or a description of the mismatch otherwise.
-    """
-    for path, expected_count, checksum in zip(
-        split.paths, split.counts, split.checksums, strict=True
-    ):
-        status = os.stat(path)
-        key = (os.path.abspath(path), status.st_size, status.st_mtime_ns, expected_count)
-        if checksum is None or _VERIFIED.get(key):
-            continue
-        if records.sha256_of_file(path) == checksum:
-            found = records.count_records(path)
-            if found != expected_count:
-                raise ValueError(
-                    f"Bad input: {path} holds {found} records but its manifest says "
-                    f"{expected_count}: the manifest was edited. Re-run the converter."
-                )
-            _VERIFIED[key] = True
-            continue
-        readable, message = _readable_records(path)
-        if message is not None:
-            raise ValueError(
-                f"Bad input: {path}: record {readable} is corrupt or truncated ({message}); "
-                f"the shard's SHA-256 differs from its manifest. Re-run the converter, or set "
-                "data.skip_bad_records=true to train on the readable records."
-            )
-        raise ValueError(
-            f"Bad input: {path}: the shard reads ({readable} records, manifest says "
-            f"{expected_count}) but its SHA-256 differs from the manifest: it was modified "
-            "after it was written. Re-run the converter (or set data.verify_checksums=false)."
-        )
 
 
 # --------------------------------------------------------------------------------------
@@ -323,41 +191,6 @@ def check_shard_end(element):
     return element
 
 
-def _record_spec():
-    """Parse spec that never fails on a missing feature or a wrong joint count."""
-    fixed = tf.io.FixedLenFeature
-    return {
-        "image/encoded": fixed([], tf.string, default_value=""),
-        "image/height": fixed([], tf.int64, default_value=-1),
-        "image/width": fixed([], tf.int64, default_value=-1),
-        "image/id": fixed([], tf.string, default_value=""),
-        "dataset": fixed([], tf.string, default_value=""),
-        "person/id": fixed([], tf.int64, default_value=-1),
-        "person/center": fixed([2], tf.float32, default_value=[0.0, 0.0]),
-        "person/scale": fixed([], tf.float32, default_value=0.0),
-        "person/head_box": fixed([4], tf.float32, default_value=list(records.NO_HEAD_BOX)),
-        "person/normalize": fixed([], tf.float32, default_value=0.0),
-        "keypoints/xy": tf.io.RaggedFeature(tf.float32),
-        "keypoints/visibility": tf.io.RaggedFeature(tf.int64),
-    }
-
-
-def has_end_marker(encoded, is_jpeg):
-    """True when the last bytes hold the JPEG EOI marker or the PNG IEND chunk type."""
-    length = tf.strings.length(encoded)
-    start = tf.maximum(length - END_MARKER_WINDOW, 0)
-    tail = tf.io.decode_raw(tf.strings.substr(encoded, start, length - start), tf.uint8)
-    tail = tf.cast(tail, tf.int32)
-    jpeg_end = tf.reduce_any((tail[:-1] == 0xFF) & (tail[1:] == 0xD9))
-    iend = (
-        (tail[:-3] == ord("I"))
-        & (tail[1:-2] == ord("E"))
-        & (tail[2:-1] == ord("N"))
-        & (tail[3:] == ord("D"))
-    )
-    return tf.where(is_jpeg, jpeg_end, tf.reduce_any(iend))
-
-
 def parse_record(element, num_joints: int, keypoint_margin: float = 0.1) -> dict:
     """Parse one record (schema of `pose_keras.records`) and say what is wrong with it.
 
@@ -373,7 +206,7 @@ def parse_record(element, num_joints: int, keypoint_margin: float = 0.1) -> dict
         image px, "visibility" (J,) int32, "source", "record_index", and "problem": a
         string, empty when the record is good input.
     """
-    example = tf.io.parse_single_example(element["serialized"], _record_spec())
+    example = tf.io.parse_single_example(element["serialized"], records.feature_spec())
     encoded = example["image/encoded"]
     xy = example["keypoints/xy"]
     visibility = example["keypoints/visibility"]
@@ -389,8 +222,8 @@ def parse_record(element, num_joints: int, keypoint_margin: float = 0.1) -> dict
 
     prefix3 = tf.strings.substr(encoded, 0, 3)
     prefix8 = tf.strings.substr(encoded, 0, 8)
-    is_jpeg = tf.equal(prefix3, JPEG_MAGIC)
-    is_png = tf.equal(prefix8, PNG_MAGIC)
+    is_jpeg = tf.equal(prefix3, records.JPEG_MAGIC)
+    is_png = tf.equal(prefix8, records.PNG_MAGIC)
     annotated = visibility > 0
     annotated_xy = tf.boolean_mask(keypoints, annotated)
     margin = keypoint_margin * tf.maximum(height, width)
@@ -579,72 +412,6 @@ def load_person(example):
     return example
 
 
-def crop_matrix(center, box_px, output_size, rotation_deg=0.0, flip=False):
-    """TF version of `transforms.crop_matrix`: 2x3 float32 matrix, image px -> crop px.
-
-    Args:
-        center: float (2,). Crop centre (x, y), image px.
-        box_px: float scalar. Side of the square box, image px.
-        output_size: int. Side of the crop, px.
-        rotation_deg: float scalar. The person turns counter-clockwise by this angle.
-        flip: bool scalar. Mirror the crop left-right after rotating.
-    """
-    center = tf.cast(tf.convert_to_tensor(center), tf.float64)
-    theta = tf.cast(rotation_deg, tf.float64) * (math.pi / 180.0)
-    zoom = tf.cast(output_size, tf.float64) / tf.cast(box_px, tf.float64)
-    cos, sin = tf.cos(theta), tf.sin(theta)
-    linear = zoom * tf.reshape(tf.stack([cos, sin, -sin, cos]), [2, 2])
-    half = (float(output_size) - 1.0) / 2.0
-    translation = tf.constant([half, half], tf.float64) - tf.linalg.matvec(linear, center)
-    # Mirror: x -> (S - 1) - x, applied after the crop.
-    mirror = tf.where(tf.cast(flip, tf.bool), -1.0, 1.0)
-    mirror = tf.cast(mirror, tf.float64)
-    linear = tf.stack([linear[0] * mirror, linear[1]])
-    translation = tf.stack(
-        [
-            tf.where(mirror < 0, (float(output_size) - 1.0) - translation[0], translation[0]),
-            translation[1],
-        ]
-    )
-    matrix = tf.concat([linear, translation[:, None]], axis=1)
-    return tf.cast(matrix, tf.float32)
-
-
-def invert_affine(matrix):
-    """Inverse of a 2x3 affine matrix (TF; float32)."""
-    matrix = tf.cast(matrix, tf.float64)
-    linear_inverse = tf.linalg.inv(matrix[:, :2])
-    translation = -tf.linalg.matvec(linear_inverse, matrix[:, 2])
-    return tf.cast(tf.concat([linear_inverse, translation[:, None]], axis=1), tf.float32)
-
-
-def apply_affine(matrix, points):
-    """Map points (..., J, 2) through a 2x3 matrix (TF)."""
-    points = tf.convert_to_tensor(points, tf.float32)
-    return tf.linalg.matmul(points, matrix[:, :2], transpose_b=True) + matrix[:, 2]
-
-
-def warp_image(image, matrix, output_size):
-    """Warp (H, W, 3) to (output_size, output_size, 3) with a 2x3 image -> crop matrix.
-
-    `ImageProjectiveTransformV3` maps each *output* pixel centre (integer coordinates, the
-    same 0-based pixel-centre convention as `pose_keras.transforms`) through the given
-    matrix to the input and samples bilinearly, so it receives the inverse matrix.
-    Outside the image the crop is 0 (black).
-    """
-    inverse = invert_affine(matrix)
-    transform = tf.concat([tf.reshape(inverse, [6]), tf.zeros([2], tf.float32)], axis=0)
-    warped = tf.raw_ops.ImageProjectiveTransformV3(
-        images=image[None],
-        transforms=transform[None],
-        output_shape=tf.constant([output_size, output_size], tf.int32),
-        fill_value=tf.constant(0.0, tf.float32),
-        interpolation="BILINEAR",
-        fill_mode="CONSTANT",
-    )
-    return warped[0]
-
-
 def identity_augmentation():
     """Augmentation parameters that crop the annotated box as it is."""
     return {
@@ -689,11 +456,12 @@ def crop_person(example, augmentation, input_size: int, box_scale: float, flip_i
         dict: "image" (S, S, 3) float32, "keypoints_input_px" (J, 2), "visibility" (J,)
         (both in the flipped joint order when mirrored) and "crop_matrix" (2, 3).
     """
-    box_px = example["scale"] * 200.0 * box_scale * augmentation["scale_factor"]
+    box_px = example["scale"] * PIXELS_PER_SCALE * box_scale * augmentation["scale_factor"]
     center = example["center"] + augmentation["shift"] * box_px
     matrix = crop_matrix(
         center, box_px, input_size, augmentation["rotation_deg"], augmentation["flip"]
     )
+    matrix = tf.cast(matrix, tf.float32)
     keypoints = apply_affine(matrix, example["keypoints"])
     visibility = example["visibility"]
     order = tf.where(

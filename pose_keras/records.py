@@ -180,24 +180,31 @@ def serialize_person(record: PersonRecord) -> bytes:
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
-def feature_spec(num_joints: int) -> dict:
-    """The `tf.io.parse_single_example` spec for `num_joints` joints."""
+def feature_spec() -> dict:
+    """The one `tf.io.parse_single_example` spec of the schema (the table above).
+
+    Parsing with it never fails: a missing feature takes a default that the checks of
+    `pipeline.parse_record` report (empty bytes, size -1, scale 0, head box all -1), and the
+    keypoints are ragged, so a record with another joint count parses and is reported
+    with its counts instead of failing inside TensorFlow.
+    """
     import tensorflow as tf
 
+    fixed = tf.io.FixedLenFeature
     return {
-        "image/encoded": tf.io.FixedLenFeature([], tf.string),
-        "image/format": tf.io.FixedLenFeature([], tf.string),
-        "image/height": tf.io.FixedLenFeature([], tf.int64),
-        "image/width": tf.io.FixedLenFeature([], tf.int64),
-        "image/id": tf.io.FixedLenFeature([], tf.string),
-        "dataset": tf.io.FixedLenFeature([], tf.string),
-        "person/id": tf.io.FixedLenFeature([], tf.int64),
-        "person/center": tf.io.FixedLenFeature([2], tf.float32),
-        "person/scale": tf.io.FixedLenFeature([], tf.float32),
-        "person/head_box": tf.io.FixedLenFeature([4], tf.float32),
-        "person/normalize": tf.io.FixedLenFeature([], tf.float32),
-        "keypoints/xy": tf.io.FixedLenFeature([num_joints * 2], tf.float32),
-        "keypoints/visibility": tf.io.FixedLenFeature([num_joints], tf.int64),
+        "image/encoded": fixed([], tf.string, default_value=""),
+        "image/format": fixed([], tf.string, default_value=""),
+        "image/height": fixed([], tf.int64, default_value=-1),
+        "image/width": fixed([], tf.int64, default_value=-1),
+        "image/id": fixed([], tf.string, default_value=""),
+        "dataset": fixed([], tf.string, default_value=""),
+        "person/id": fixed([], tf.int64, default_value=-1),
+        "person/center": fixed([2], tf.float32, default_value=[0.0, 0.0]),
+        "person/scale": fixed([], tf.float32, default_value=0.0),
+        "person/head_box": fixed([4], tf.float32, default_value=list(NO_HEAD_BOX)),
+        "person/normalize": fixed([], tf.float32, default_value=0.0),
+        "keypoints/xy": tf.io.RaggedFeature(tf.float32),
+        "keypoints/visibility": tf.io.RaggedFeature(tf.int64),
     }
 
 
@@ -205,13 +212,14 @@ def parse_person(serialized, num_joints: int) -> dict:
     """Parse one serialised example into a dict of tensors (usable inside tf.data).
 
     `keypoints/xy` comes back reshaped to (J, 2). A record with another joint count fails
-    with TensorFlow's "Key: keypoints/xy. Can't parse serialized Example" error; use
-    `read_people` to find which file and record.
+    in the reshape ("Input to reshape is a tensor with ... values"); the pipeline's
+    `parse_record` reports such records by name instead, and `read_people` finds them.
     """
     import tensorflow as tf
 
-    example = tf.io.parse_single_example(serialized, feature_spec(num_joints))
+    example = tf.io.parse_single_example(serialized, feature_spec())
     example["keypoints/xy"] = tf.reshape(example["keypoints/xy"], [num_joints, 2])
+    example["keypoints/visibility"] = tf.reshape(example["keypoints/visibility"], [num_joints])
     return example
 
 
@@ -801,3 +809,138 @@ def read_people(pattern, limit=None):
             yielded += 1
             if limit is not None and yielded >= limit:
                 return
+
+
+# --------------------------------------------------------------------------------------
+# Splits: shards, manifests, checks before any work
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Split:
+    """The shards of a TFRecord split and what their manifests declare about them."""
+
+    pattern: str
+    paths: list  # shard paths, in record order
+    counts: list  # records per shard (manifest)
+    checksums: list  # SHA-256 per shard (manifest)
+    joint_set: JointSet
+
+    @property
+    def count(self) -> int:
+        return int(sum(self.counts))
+
+
+def resolve_split(pattern) -> Split:
+    """Find the shards of `pattern` (a split prefix or a shard glob) and their manifests.
+
+    Every shard must be listed in a `<prefix>.manifest.json` beside it (`ShardedWriter`
+    writes it last, so a split without one is incomplete), and all manifests must declare
+    the same joint set.
+    """
+    pattern = str(pattern)
+    manifest = manifest_path(pattern)
+    if manifest.exists():
+        prefixes = [pattern]
+        selected = None
+    else:
+        matched = sorted(path for path in glob.glob(pattern) if path.endswith(".tfrecord"))
+        if not matched:
+            raise FileNotFoundError(
+                f"No TFRecord split at {pattern!r}: expected a prefix with "
+                f"{manifest.name} or a glob matching <prefix>-NNNNN.tfrecord shards."
+            )
+        prefixes = sorted({path.rsplit("-", 1)[0] for path in matched})
+        selected = {os.path.abspath(path) for path in matched}
+    paths, counts, checksums, joint_sets = [], [], [], []
+    for prefix in prefixes:
+        data = read_manifest(prefix)
+        folder = manifest_path(prefix).parent
+        listed = set()
+        for shard in data["shards"]:
+            path = str(folder / shard["file"])
+            listed.add(os.path.abspath(path))
+            if selected is not None and os.path.abspath(path) not in selected:
+                continue
+            paths.append(path)
+            counts.append(int(shard["count"]))
+            checksums.append(shard.get("sha256"))
+        if selected is not None:
+            unlisted = sorted(
+                path for path in selected if path.startswith(prefix) and path not in listed
+            )
+            if unlisted:
+                raise ValueError(
+                    f"{unlisted[0]} is not listed in {manifest_path(prefix)}: a stale "
+                    "or foreign shard; re-run the converter."
+                )
+        joint_sets.append(JointSet.from_dict(data["joint_set"]))
+    for other in joint_sets[1:]:
+        if other != joint_sets[0]:
+            raise ValueError(
+                f"{pattern!r} mixes splits with different joint sets ({joint_sets[0].name!r}, "
+                f"{other.name!r})."
+            )
+    missing = [path for path in paths if not os.path.exists(path)]
+    if missing:
+        raise FileNotFoundError(f"Shard {missing[0]} is listed in its manifest but missing.")
+    return Split(pattern, paths, counts, checksums, joint_sets[0])
+
+
+def count_people(pattern) -> int:
+    """Number of people (examples) in a split, from its manifest(s)."""
+    return resolve_split(pattern).count
+
+
+_VERIFIED = {}  # (path, size, mtime_ns) -> True: shards already hashed in this process
+
+
+def _readable_records(path) -> tuple[int, str | None]:
+    """How many records of a shard can be read, and TF's message where reading stops."""
+    count = 0
+    try:
+        for index, _ in iterate_shard(path):
+            count = index + 1
+    except CorruptShardError as error:
+        return error.index, error.detail.splitlines()[0]
+    return count, None
+
+
+def verify_shards(split: Split) -> None:
+    """Check each shard's SHA-256 and record count against its manifest.
+
+    The count comes from the TFRecord framing (`count_records`, no decoding), so a
+    manifest whose counts were edited is caught even when it predates `content_sha256`.
+
+    Raises:
+        ValueError: `<shard>: record <i> is corrupt or truncated ...` when a shard cannot be
+            read to its end, or a description of the mismatch otherwise.
+    """
+    for path, expected_count, checksum in zip(
+        split.paths, split.counts, split.checksums, strict=True
+    ):
+        status = os.stat(path)
+        key = (os.path.abspath(path), status.st_size, status.st_mtime_ns, expected_count)
+        if checksum is None or _VERIFIED.get(key):
+            continue
+        if sha256_of_file(path) == checksum:
+            found = count_records(path)
+            if found != expected_count:
+                raise ValueError(
+                    f"Bad input: {path} holds {found} records but its manifest says "
+                    f"{expected_count}: the manifest was edited. Re-run the converter."
+                )
+            _VERIFIED[key] = True
+            continue
+        readable, message = _readable_records(path)
+        if message is not None:
+            raise ValueError(
+                f"Bad input: {path}: record {readable} is corrupt or truncated ({message}); "
+                f"the shard's SHA-256 differs from its manifest. Re-run the converter, or set "
+                "data.skip_bad_records=true to train on the readable "
+            )
+        raise ValueError(
+            f"Bad input: {path}: the shard reads ({readable} records, manifest says "
+            f"{expected_count}) but its SHA-256 differs from the manifest: it was modified "
+            "after it was written. Re-run the converter (or set data.verify_checksums=false)."
+        )

@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from pose_keras.config import Config
+from pose_keras.config import Config, DataConfig
 from pose_keras.joints import JointSet, get_joint_set
 
 CONFIG_FILE = "config.json"
@@ -42,6 +42,22 @@ class Run:
     joint_set: JointSet
     config: Config | None
     path: Path
+
+    @property
+    def data_config(self) -> DataConfig:
+        """The run's `data` section; the defaults for a bare `.keras` file."""
+        return self.config.data if self.config else DataConfig()
+
+    @property
+    def box_scale(self) -> float:
+        """Crop side / the person box's longer side: the run's `data.box_scale` (1.25 by
+        default), what predict, evaluate and export crop with."""
+        return self.data_config.box_scale
+
+    @property
+    def sigma(self) -> float:
+        """The training Gaussian sigma in heatmap px (DARK decoding): `data.sigma`."""
+        return self.data_config.sigma
 
 
 def load_model(path, compile=False):

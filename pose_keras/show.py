@@ -22,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pose_keras import cli
 from pose_keras.config import Config
 
 TILE = 192  # px per panel in the grid
@@ -91,14 +92,7 @@ def main(argv=None):
         help="TFRecord split prefix or shard glob (default: data.train_records / "
         "data.val_records, or the synthetic dataset).",
     )
-    parser.add_argument("--config", help="Config JSON file (default: the synthetic preset).")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="Config override, repeatable (e.g. --set data.sigma=2).",
-    )
+    cli.add_config_arguments(parser, default_preset="synthetic")
     parser.add_argument("--count", type=int, default=4, help="People to draw (default 4).")
     parser.add_argument(
         "--validation",
@@ -118,10 +112,7 @@ def main(argv=None):
     try:
         if arguments.count < 1:
             raise ValueError(f"--count must be >= 1, received {arguments.count}.")
-        config = (
-            Config.from_json(arguments.config) if arguments.config else Config.preset("synthetic")
-        )
-        config = config.with_overrides(arguments.set)
+        config = cli.config_from_arguments(arguments, default_preset="synthetic")
         grid = sample_grid(
             config,
             arguments.records,
@@ -133,8 +124,7 @@ def main(argv=None):
         if not cv2.imwrite(arguments.output, grid[..., ::-1]):
             raise ValueError(f"Cannot write {arguments.output}.")
     except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return cli.error_exit(error)
     print(f"Wrote {arguments.output} ({grid.shape[1]}x{grid.shape[0]} px)")
     return 0
 

@@ -16,7 +16,7 @@ import json
 import os
 import sys
 
-from pose_keras.config import Config
+from pose_keras import cli
 
 
 def count_macs(model) -> int:
@@ -57,18 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build the network of a configuration and print its size: parameters, "
         "GMAC per image, and every output's name and shape.",
     )
-    parser.add_argument("--config", help="JSON config file (default: the paper's configuration).")
-    parser.add_argument(
-        "--preset", help="Named preset instead of a file, e.g. 'paper' or 'synthetic'."
-    )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="Override one config value, e.g. --set model.stacks=2 (repeatable).",
-    )
+    cli.add_config_arguments(parser, default_preset="paper")
     parser.add_argument(
         "--json",
         action="store_true",
@@ -80,15 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.config and args.preset:
-            raise ValueError("Give --config or --preset, not both.")
-        config = (
-            Config.from_json(args.config) if args.config else Config.preset(args.preset or "paper")
-        )
-        config = config.with_overrides(args.overrides)
+        config = cli.config_from_arguments(args, default_preset="paper")
     except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return cli.error_exit(error)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from pose_keras.model import build_model
 

@@ -19,18 +19,24 @@ Affine matrices are 2x3 (`[A | t]`), mapping column vectors `[x, y, 1]`; they ar
 matrices `cv2.warpAffine` expects (source -> destination, integer pixel centres).
 
 Person scale follows MPII: `scale * 200` image px is about the person's height; the crop box
-is that size times `box_scale` (1.25 in Newell et al. and the common PyTorch repos).
+is that size times `box_scale` (`DataConfig.box_scale`, 1.25 as in Newell et al. and the
+common PyTorch repos; the one place that default is written).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from pose_keras.config import DataConfig
+
 # MPII convention: a person of scale s is about 200 * s pixels tall.
 PIXELS_PER_SCALE = 200.0
+# Box coordinates beyond this many px from the origin are refused: no camera frame is that
+# large, and the crop and drawing arithmetic (OpenCV's fixed-point corners) overflows.
+MAX_BOX_COORDINATE = 1e6
 
 
-def box_px_from_scale(scale, box_scale=1.25):
+def box_px_from_scale(scale, box_scale=DataConfig.box_scale):
     """Side of the square crop box, in image px, for an MPII-style person scale."""
     return np.asarray(scale, dtype=np.float64) * PIXELS_PER_SCALE * box_scale
 
@@ -108,3 +114,27 @@ def compose_affine(outer, inner):
     outer = np.vstack([np.asarray(outer, dtype=np.float64), [0.0, 0.0, 1.0]])
     inner = np.vstack([np.asarray(inner, dtype=np.float64), [0.0, 0.0, 1.0]])
     return (outer @ inner)[:2]
+
+
+def full_image_box(height: int, width: int) -> np.ndarray:
+    """The box (x0, y0, x1, y1) of a whole image: pixel edges, -0.5 to size - 0.5."""
+    return np.array([-0.5, -0.5, width - 0.5, height - 0.5])
+
+
+def parse_box(values, where: str) -> list:
+    """A box [x0, y0, x1, y1] (4 finite numbers, x1 > x0, y1 > y0, within
+    `MAX_BOX_COORDINATE`), or a ValueError starting with `where`."""
+    try:
+        box = [float(value) for value in values]
+    except (TypeError, ValueError):
+        box = None
+    if box is None or len(box) != 4 or not np.isfinite(box).all():
+        raise ValueError(f"{where}: a box is [x0, y0, x1, y1] (4 numbers), received {values!r}.")
+    if not (box[2] > box[0] and box[3] > box[1]):
+        raise ValueError(f"{where}: a box needs x1 > x0 and y1 > y0, received {box}.")
+    if max(abs(value) for value in box) > MAX_BOX_COORDINATE:
+        raise ValueError(
+            f"{where}: box coordinates must be within +-{MAX_BOX_COORDINATE:.0e} px, "
+            f"received {box}."
+        )
+    return box

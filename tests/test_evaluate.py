@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from pose_keras import evaluate, metrics
+from pose_keras import evaluate, inference, metrics
 from pose_keras.joints import FLIC, MPII
 
 COLUMNS = ["Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "Mean", "Mean@0.1"]
@@ -234,7 +234,7 @@ def test_decoding_ground_truth_heatmaps_of_the_pipeline_crops_scores_100(mpii_re
     heatmap_px = apply_affine(resize_matrix(128, 32), apply_affine(matrices, truth))
     heatmaps = render_heatmaps(heatmap_px.astype(np.float32), 32, 1.0).numpy()
     decoded, _ = decode.decode_heatmaps(heatmaps, refine="dark")
-    predictions = evaluate.ModelPredictions(
+    predictions = inference.ModelPredictions(
         keypoints=decode.heatmap_to_image(decoded, matrices, 128, 32),
         scores=np.ones(visibility.shape),
         ground_truth=truth,
@@ -248,7 +248,7 @@ def test_decoding_ground_truth_heatmaps_of_the_pipeline_crops_scores_100(mpii_re
     errors = np.linalg.norm(predictions.keypoints - truth, axis=-1)[inside]
     box_px_per_heatmap_px = 200 * meta["scale"].numpy().max() * 1.25 / 32
     assert errors.max() < 0.3 * box_px_per_heatmap_px
-    evaluation = evaluate.score_model_predictions(predictions, MPII)
+    evaluation = inference.score_model_predictions(predictions, MPII)
     assert evaluation.people == 5
     assert set(evaluation.columns.values()) == {100.0}
 

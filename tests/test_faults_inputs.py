@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from pose_keras import evaluate, predict, records
+from pose_keras import evaluate, inference, predict, records
 from pose_keras.runs import load_model, load_run
 
 
@@ -57,7 +57,7 @@ def records_verdict(data, name):
 
 def predict_verdict(data, name):
     try:
-        image = predict.decode_image_bytes(data, name)
+        image = inference.read_image_bytes(data, name)
     except records.BadImageError as error:
         assert str(error).startswith(f"{name}: ")
         return False
@@ -101,7 +101,7 @@ def test_predict_refuses_absurd_boxes(tiny_model_path, shared_data, tmp_path, ca
         assert predict.main([*arguments, "--output", str(tmp_path / "out")]) == 2
         assert "box coordinates must be within" in only_line(capsys)
     with pytest.raises(ValueError, match="box coordinates must be within"):
-        predict.crop_people(np.zeros((20, 20, 3), np.uint8), [[0, 0, 1e30, 10]], input_size=64)
+        inference.crop_people(np.zeros((20, 20, 3), np.uint8), [[0, 0, 1e30, 10]], input_size=64)
 
 
 def test_a_keras_model_that_is_not_a_pose_model_is_named(tmp_path, capsys, shared_data):
@@ -151,10 +151,8 @@ def test_flip_with_a_predictions_file_is_an_error(shared_data, tmp_path, capsys)
 def serving_verdict(data, name):
     import tensorflow as tf
 
-    from pose_keras import export
-
     try:
-        image = export.decode_image_bytes(tf.constant(data), tf.constant(name))
+        image = inference.decode_image_bytes(tf.constant(data), tf.constant(name))
     except tf.errors.InvalidArgumentError as error:
         assert name in error.message
         return False
@@ -163,7 +161,7 @@ def serving_verdict(data, name):
 
 
 def test_serving_agrees_with_the_records_on_which_image_bytes_are_valid(shared_data):
-    """The serving graph's decoder (`export.decode_image_bytes`, what `serving_default`
+    """The serving graph's decoder (`inference.decode_image_bytes`, what `serving_default`
     runs on every request) gives the records' verdict on every case."""
     verdicts = {
         name: (records_verdict(data, name), serving_verdict(data, name))

@@ -141,22 +141,6 @@ def test_writer_reader_round_trip_and_identity_crop(tmp_path):
     np.testing.assert_allclose(metas["normalize"], 0.6 * np.hypot(20, 28), rtol=1e-6)
 
 
-def test_tf_crop_matrix_equals_numpy_convention():
-    rng = np.random.default_rng(3)
-    for _ in range(20):
-        center = rng.uniform(-50, 700, size=2)
-        box_px = rng.uniform(20, 900)
-        size = int(rng.choice([64, 128, 256]))
-        rotation = rng.uniform(-180, 180)
-        flip = bool(rng.integers(2))
-        expected = transforms.crop_matrix(center, box_px, size, rotation, flip)
-        actual = pipeline.crop_matrix(center, box_px, size, rotation, flip).numpy()
-        np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-4)
-        np.testing.assert_allclose(
-            pipeline.invert_affine(actual).numpy(), transforms.invert_affine(expected), atol=1e-3
-        )
-
-
 def dot_centroid(crop, point, radius=4):
     """Intensity-weighted centroid of the dot near `point` in a float crop (S, S, 3)."""
     intensity = crop.sum(axis=-1)

@@ -1,6 +1,6 @@
-"""Inference: person crops, the shared `predict_crops`, and the `predict` command on the real
-images and video of ../shared/data (with a tiny untrained model: the mechanics, not the
-accuracy, are under test here)."""
+"""The `predict` command on the real images and video of ../shared/data, and its box files
+(with a tiny untrained model: the mechanics, not the accuracy, are under test here). The
+inference it runs (crops, `predict_crops`) is tested in tests/test_inference.py."""
 
 import json
 
@@ -9,8 +9,6 @@ import numpy as np
 import pytest
 
 from pose_keras import predict
-from pose_keras.joints import MPII
-from pose_keras.transforms import apply_affine, crop_matrix, invert_affine
 
 
 @pytest.fixture(scope="module")
@@ -18,72 +16,6 @@ def tiny_model(tiny_model_path):
     from pose_keras.runs import load_model
 
     return load_model(tiny_model_path)
-
-
-def test_crop_people_puts_image_points_where_the_matrix_says():
-    image = np.zeros((120, 200, 3), np.uint8)
-    image[40, 150] = (255, 255, 255)  # one white pixel at x=150, y=40
-    box = [100.0, 10.0, 180.0, 110.0]  # 100 px tall: crop side 125 px -> 64 px
-    crops, matrices = predict.crop_people(image, [box], input_size=64, box_scale=1.25)
-    assert crops.shape == (1, 64, 64, 3) and crops.dtype == np.float32
-    expected = apply_affine(matrices[0], [[150.0, 40.0]])[0]
-    brightest = np.unravel_index(np.argmax(crops[0, ..., 0]), (64, 64))[::-1]
-    assert np.abs(np.asarray(brightest) - expected).max() <= 0.5
-    # The box centre goes to the crop centre, and the box's height to 64 / 1.25 px.
-    np.testing.assert_allclose(
-        apply_affine(matrices[0], [[140.0, 60.0]]), [[31.5, 31.5]], atol=1e-9
-    )
-    np.testing.assert_allclose(matrices[0][0, 0], 64 / 125.0)
-
-
-def test_crop_people_without_boxes_takes_the_whole_image():
-    image = np.full((100, 300, 3), 200, np.uint8)
-    crops, matrices = predict.crop_people(image, None, input_size=64, box_scale=1.0)
-    # Image pixel edges map to crop pixel edges along the longer side.
-    np.testing.assert_allclose(
-        apply_affine(matrices[0], [[-0.5, 49.5], [299.5, 49.5]]),
-        [[-0.5, 31.5], [63.5, 31.5]],
-        atol=1e-9,
-    )
-    assert crops[0, 31, :, 0].min() > 150  # the image spans the full width of the crop
-
-
-def test_predict_crops_maps_back_to_image_px_and_flip_test_is_symmetric(tiny_model):
-    rng = np.random.default_rng(0)
-    image = rng.integers(0, 255, (180, 160, 3), dtype=np.uint8)
-    boxes = [[20.0, 10.0, 120.0, 170.0], [40.0, 30.0, 150.0, 160.0]]
-    crops, matrices = predict.crop_people(image, boxes, input_size=64)
-    result = predict.predict_crops(tiny_model, crops, matrices, MPII, flip=True, batch_size=1)
-    keypoints, scores, heatmaps = result
-    assert keypoints.shape == (2, 16, 2) and scores.shape == (2, 16)
-    assert heatmaps.shape == (2, 16, 16, 16)
-    # Scores of a random model are heatmap values of ~1e-3 and can sit near zero: compare
-    # with an absolute tolerance on the heatmaps' scale, not a relative one.
-    near_zero = 1e-4 * np.abs(heatmaps).max()
-    np.testing.assert_allclose(scores, heatmaps.max(axis=(1, 2)), rtol=1e-6, atol=near_zero)
-    # The mirrored crops (made with crop_matrix(flip=True)) must give the same image
-    # keypoints under the flip test, which averages the same two views. In a mirrored crop
-    # left and right trade names (as in training with flip augmentation), so the mirrored
-    # result's joint j is the original's joint flip_index[j].
-    mirrored_matrices = []
-    for box in boxes:
-        from pose_keras.transforms import box_px_from_scale, center_and_scale_from_box
-
-        center, scale = center_and_scale_from_box(box)
-        mirrored_matrices.append(
-            crop_matrix(center, float(box_px_from_scale(scale)), 64, flip=True)
-        )
-    mirrored = predict.predict_crops(
-        tiny_model, crops[:, :, ::-1], np.stack(mirrored_matrices), MPII, flip=True
-    )
-    swap = list(MPII.flip_index)
-    np.testing.assert_allclose(mirrored.keypoints[:, swap], keypoints, atol=1e-3)
-    np.testing.assert_allclose(mirrored.scores[:, swap], scores, rtol=1e-5, atol=near_zero)
-    # Keypoints are the decoded heatmap peaks mapped through the inverse crop.
-    peak = np.unravel_index(np.argmax(heatmaps[0, :, :, 3]), (16, 16))[::-1]
-    input_px = (np.asarray(peak, float) + 0.5) * 4 - 0.5
-    back = apply_affine(invert_affine(matrices[0]), input_px[None])[0]
-    assert np.abs(back - keypoints[0, 3]).max() <= 0.25 * 4 * (160 * 1.25 / 64) + 1e-6
 
 
 def test_read_boxes_json_and_csv(tmp_path):

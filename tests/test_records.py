@@ -283,3 +283,52 @@ def test_invalid_images_are_refused_with_their_name(data, reason):
     with pytest.raises(records.BadImageError, match=rf"^photos/a.jpg: {reason}") as raised:
         records.check_image_bytes(data, "photos/a.jpg")
     assert "\n" not in str(raised.value)
+
+
+# --------------------------------------------------------------------------------------
+# The one feature spec, and splits (`resolve_split`)
+# --------------------------------------------------------------------------------------
+
+
+def test_the_feature_spec_parses_an_incomplete_record_with_its_defaults():
+    import tensorflow as tf
+
+    feature = tf.train.Feature(int64_list=tf.train.Int64List(value=[7]))
+    example = tf.train.Example(features=tf.train.Features(feature={"person/id": feature}))
+    parsed = tf.io.parse_single_example(example.SerializeToString(), records.feature_spec())
+    assert int(parsed["person/id"]) == 7
+    assert parsed["image/encoded"].numpy() == b""
+    assert (int(parsed["image/height"]), int(parsed["image/width"])) == (-1, -1)
+    assert float(parsed["person/scale"]) == 0.0
+    assert parsed["person/head_box"].numpy().tolist() == list(records.NO_HEAD_BOX)
+    assert parsed["keypoints/xy"].shape == (0,) and parsed["keypoints/visibility"].shape == (0,)
+    # Every feature the writer stores is in the spec, and nothing else.
+    serialized = records.serialize_person(make_person(0))
+    stored = set(tf.train.Example.FromString(serialized).features.feature)
+    assert stored == set(records.feature_spec())
+
+
+def test_parse_person_refuses_another_joint_count():
+    import tensorflow as tf
+
+    serialized = records.serialize_person(make_person(0, joints=14))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="reshape"):
+        records.parse_person(tf.constant(serialized), 16)
+
+
+def test_resolve_split_lists_shards_counts_and_joint_set(tmp_path):
+    prefix = write_split(tmp_path / "split", [make_person(i) for i in range(5)], per_shard=2)
+    split = records.resolve_split(prefix)
+    assert [path.rsplit("/", 1)[1] for path in split.paths] == [
+        "split-00000.tfrecord",
+        "split-00001.tfrecord",
+        "split-00002.tfrecord",
+    ]
+    assert split.counts == [2, 2, 1] and split.count == 5 == records.count_people(prefix)
+    assert split.joint_set == MPII
+    # A glob selects shards of the same manifest.
+    selected = records.resolve_split(str(tmp_path / "split-0000[01].tfrecord"))
+    assert selected.counts == [2, 2] and selected.count == 4
+    records.verify_shards(split)  # checksums and counts as the manifest says
+    with pytest.raises(FileNotFoundError, match="No TFRecord split"):
+        records.resolve_split(str(tmp_path / "nothing"))

@@ -132,3 +132,44 @@ def test_resize_round_trip_is_the_identity(size, factor, crop_px):
     np.testing.assert_allclose(
         transforms.apply_affine(transforms.compose_affine(up, down), crop_px), crop_px, atol=1e-9
     )
+
+
+# --------------------------------------------------------------------------------------
+# Exact numbers: boxes, composition, back-projection
+# --------------------------------------------------------------------------------------
+
+
+def test_whole_image_box_and_box_checks_by_exact_numbers():
+    assert transforms.full_image_box(480, 640).tolist() == [-0.5, -0.5, 639.5, 479.5]
+    assert transforms.parse_box(["1", 2, 3.5, 4], "b") == [1.0, 2.0, 3.5, 4.0]
+    with pytest.raises(ValueError, match=r"^boxes\[2\]: a box needs x1 > x0"):
+        transforms.parse_box([5, 0, 5, 10], "boxes[2]")
+    with pytest.raises(ValueError, match=r"^b: a box is \[x0, y0, x1, y1\] \(4 numbers\)"):
+        transforms.parse_box([0, 0, float("nan"), 10], "b")
+    with pytest.raises(ValueError, match=r"within \+-1e\+06 px"):
+        transforms.parse_box([0, 0, 2e6, 10], "b")
+
+
+def test_heatmap_px_to_image_px_by_hand():
+    # A 100 px box around (200, 100) into a 64 px crop (zoom 0.64), heatmap 16 px (1/4).
+    crop = transforms.crop_matrix((200.0, 100.0), 100.0, 64)
+    to_input = transforms.resize_matrix(16, 64)
+    np.testing.assert_allclose(to_input, [[4.0, 0.0, 1.5], [0.0, 4.0, 1.5]], atol=1e-12)
+    to_image = transforms.compose_affine(transforms.invert_affine(crop), to_input)
+    # Heatmap pixel 7.5 (the centre of a 16 px map) is the box centre; one heatmap pixel is
+    # 4 input px = 4 / 0.64 = 6.25 image px.
+    np.testing.assert_allclose(
+        transforms.apply_affine(to_image, [[7.5, 7.5], [8.5, 7.5], [-0.5, -0.5]]),
+        [[200.0, 100.0], [206.25, 100.0], [150.0, 50.0]],
+        atol=1e-9,
+    )
+
+
+def test_a_detector_box_gives_the_crop_of_its_longer_side():
+    # A 60 x 160 box: the longer side (160) x 1.25 = 200 px square around (130, 180).
+    center, scale = transforms.center_and_scale_from_box((100.0, 100.0, 160.0, 260.0))
+    assert center.tolist() == [130.0, 180.0] and scale == 0.8
+    box_px = float(transforms.box_px_from_scale(scale))
+    assert box_px == pytest.approx(200.0, abs=1e-12)
+    matrix = transforms.crop_matrix(center, box_px, 256)
+    np.testing.assert_allclose(matrix, [[1.28, 0.0, -38.9], [0.0, 1.28, -102.9]], atol=1e-9)
