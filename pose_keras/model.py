@@ -25,6 +25,8 @@ Design choices the paper leaves open (documented in README.md, "The network"):
   `regression_residual=False` its output is `refined` itself.
 """
 
+import dataclasses
+
 import keras
 
 from pose_keras.config import ModelConfig
@@ -218,20 +220,12 @@ class MultiScaleHourglass(keras.Model):
     `output_names` for the order.
 
     Args:
-        num_joints: int. Heatmaps per head. Default 16.
-        stacks: int. Hourglass modules. Default 4.
-        channels: int. Features inside the hourglasses. Default 64.
-        input_size: int. Side of the input crop, a multiple of 64. Default 256.
-        supervised_scales: tuple of int. Heads at GT/s for s in this set (must hold 1).
-            Default (1, 2, 4, 8).
-        deconv: str. "transpose" or "upsample". Default "transpose".
-        scale_feedback: bool. Feed coarse heatmaps into the next deconv layer. Default True.
-        global_regression: bool. Add the regression network and `refined`. Default True.
-        regression_channels: int. Width of the regression network. Default 64.
-        regression_residual: bool. `refined` = last GT heatmaps + the regression output
-            (True) or the regression output alone (False). Default True.
-        stem_channels: int. Width of the stem's residual blocks (its 7x7 conv has half).
-            Default 128 (Newell et al.).
+        model_config: ModelConfig or None. The hyper-parameters (see `ModelConfig` for each
+            one, its meaning and default: input_size, num_joints, stacks, channels,
+            supervised_scales, deconv, scale_feedback, global_regression,
+            regression_channels, regression_residual, stem_channels). None = the defaults.
+        **kwargs: any of those fields by name (they replace the ones of `model_config`;
+            `get_config` stores them so), and Keras' `name` / `trainable`.
 
     Examples:
 
@@ -245,41 +239,25 @@ class MultiScaleHourglass(keras.Model):
     (1, 8, 8, 16)
     """
 
-    def __init__(
-        self,
-        num_joints=16,
-        stacks=4,
-        channels=64,
-        input_size=256,
-        supervised_scales=(1, 2, 4, 8),
-        deconv="transpose",
-        scale_feedback=True,
-        global_regression=True,
-        regression_channels=64,
-        stem_channels=128,
-        regression_residual=True,
-        **kwargs,
-    ):
-        model_config = ModelConfig(
-            input_size=input_size,
-            num_joints=num_joints,
-            stacks=stacks,
-            channels=channels,
-            supervised_scales=tuple(supervised_scales),
-            deconv=deconv,
-            scale_feedback=scale_feedback,
-            global_regression=global_regression,
-            regression_channels=regression_channels,
-            stem_channels=stem_channels,
-            regression_residual=regression_residual,
-        )
+    def __init__(self, model_config: ModelConfig | None = None, **kwargs):
+        # The hyper-parameters are the fields of `ModelConfig`, given as a ModelConfig or by
+        # keyword (as `get_config` stores them); ModelConfig validates them, so a crafted
+        # `.keras` config is checked like the command line.
+        names = [field.name for field in dataclasses.fields(ModelConfig)]
+        given = {name: kwargs.pop(name) for name in names if name in kwargs}
+        if "supervised_scales" in given:
+            given["supervised_scales"] = tuple(given["supervised_scales"])
+        model_config = dataclasses.replace(model_config or ModelConfig(), **given)
+        input_size, num_joints = model_config.input_size, model_config.num_joints
+        stacks, channels = model_config.stacks, model_config.channels
         supervised_scales = model_config.supervised_scales
+        deconv, scale_feedback = model_config.deconv, model_config.scale_feedback
         heatmap_size = model_config.heatmap_size
 
         # === Functional Model ===
         image = keras.Input(shape=(input_size, input_size, 3), name="image")
         x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="normalize")(image)
-        x = apply_stem(x, channels, stem_channels)
+        x = apply_stem(x, channels, model_config.stem_channels)
         outputs = {}
         for stack in range(1, stacks + 1):
             name = f"stack{stack}"
@@ -307,12 +285,12 @@ class MultiScaleHourglass(keras.Model):
                     heads[1]
                 )
                 x = keras.layers.Add(name=f"{name}_merge")([x, merged_features, merged_heatmaps])
-        if global_regression:
+        if model_config.global_regression:
             delta = apply_global_regression(
-                heads, num_joints, regression_channels, heatmap_size, name="regression"
+                heads, num_joints, model_config.regression_channels, heatmap_size, "regression"
             )
             refined = delta
-            if regression_residual:
+            if model_config.regression_residual:
                 refined = keras.layers.Add(name="regression_add")([heads[1], delta])
             outputs["refined"] = keras.layers.Activation("linear", dtype="float32", name="refined")(
                 refined
@@ -321,54 +299,22 @@ class MultiScaleHourglass(keras.Model):
         super().__init__(inputs=image, outputs=outputs, **kwargs)
 
         # === Config ===
-        self.num_joints = num_joints
-        self.stacks = stacks
-        self.channels = channels
-        self.input_size = input_size
-        self.supervised_scales = tuple(supervised_scales)
-        self.deconv = deconv
-        self.scale_feedback = scale_feedback
-        self.global_regression = global_regression
-        self.regression_channels = regression_channels
-        self.stem_channels = stem_channels
-        self.regression_residual = regression_residual
+        self._model_config = model_config
+        for name in names:  # model.stacks, model.input_size, ... read from the one config
+            setattr(self, name, getattr(model_config, name))
 
     @property
     def model_config(self) -> ModelConfig:
-        return ModelConfig(
-            input_size=self.input_size,
-            num_joints=self.num_joints,
-            stacks=self.stacks,
-            channels=self.channels,
-            supervised_scales=self.supervised_scales,
-            deconv=self.deconv,
-            scale_feedback=self.scale_feedback,
-            global_regression=self.global_regression,
-            regression_channels=self.regression_channels,
-            stem_channels=self.stem_channels,
-            regression_residual=self.regression_residual,
-        )
+        return self._model_config
 
     @property
     def prediction_name(self) -> str:
         return prediction_name(self.model_config)
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "num_joints": self.num_joints,
-            "stacks": self.stacks,
-            "channels": self.channels,
-            "input_size": self.input_size,
-            "supervised_scales": list(self.supervised_scales),
-            "deconv": self.deconv,
-            "scale_feedback": self.scale_feedback,
-            "global_regression": self.global_regression,
-            "regression_channels": self.regression_channels,
-            "stem_channels": self.stem_channels,
-            "regression_residual": self.regression_residual,
-        }
+        config = dataclasses.asdict(self.model_config)
+        config["supervised_scales"] = list(config["supervised_scales"])
+        return {"name": self.name, "trainable": self.trainable, **config}
 
     @classmethod
     def from_config(cls, config):
@@ -377,17 +323,4 @@ class MultiScaleHourglass(keras.Model):
 
 def build_model(model_config: ModelConfig, name="multiscale_hourglass") -> MultiScaleHourglass:
     """Build the network from a `ModelConfig`."""
-    return MultiScaleHourglass(
-        num_joints=model_config.num_joints,
-        stacks=model_config.stacks,
-        channels=model_config.channels,
-        input_size=model_config.input_size,
-        supervised_scales=model_config.supervised_scales,
-        deconv=model_config.deconv,
-        scale_feedback=model_config.scale_feedback,
-        global_regression=model_config.global_regression,
-        regression_channels=model_config.regression_channels,
-        stem_channels=model_config.stem_channels,
-        regression_residual=model_config.regression_residual,
-        name=name,
-    )
+    return MultiScaleHourglass(model_config, name=name)
