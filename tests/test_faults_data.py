@@ -200,3 +200,28 @@ def test_pipeline_and_records_agree_on_valid_image_bytes(case):
     }
     problem = pipeline.parse_record(element, 16)["problem"].numpy().decode()
     assert (problem == "") == valid, problem
+
+
+def test_fit_stops_on_a_bad_record_with_one_line_and_exit_2(tmp_path, capsys):
+    from pose_keras.fit import main
+
+    people = [person(index) for index in range(6)]
+    people[4].keypoints[3] = [900.0, 10.0]
+    prefix = write(tmp_path / "far", people)
+    shard = records.shard_paths(prefix)[1]
+    arguments = [f"--set={override}" for override in TINY]
+    arguments += [
+        f"--set=data.train_records={prefix}",
+        f"--set=data.val_records={prefix}",
+        f"--set=train.run_dir={tmp_path / 'run'}",
+        "--set=train.epochs=1",
+        "--set=train.steps_per_epoch=3",
+        "--verbose=0",
+    ]
+    assert main(arguments) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1] == (
+        f"error: Bad input: {shard} record 1: annotated keypoint outside the image (40 x 48 px) "
+        "by more than data.keypoint_margin=0.1"
+    )
+    assert not any("Traceback" in line for line in lines)
