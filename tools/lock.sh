@@ -4,18 +4,27 @@
 # (README, "Upgrading the tested versions"), then reinstall with the new file, run the
 # tests and commit setup.cfg and constraints.txt together.
 #
-# Usage: tools/lock.sh            (PYTHON=python3.11 tools/lock.sh to pick the interpreter)
+# Usage: tools/lock.sh            newest versions within setup.cfg's ranges (an upgrade)
+#        tools/lock.sh --keep     keep the versions pinned now; only packages that are new
+#                                 (a dependency added to setup.cfg) get their newest version
+#        PYTHON=python3.11 tools/lock.sh ...   to pick the interpreter
 #
 # The file is resolved on the platform this runs on. CI and the README target Linux x86_64
 # with CPython 3.11; run it there (elsewhere pip may pick other platform-specific packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python="${PYTHON:-python3}"
+keep=()
+case "${1:-}" in
+    --keep) keep=(-c constraints.txt) ;;
+    "") ;;
+    *) echo "usage: tools/lock.sh [--keep]" >&2; exit 2 ;;
+esac
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
 "$python" -m venv "$work/venv"
-"$work/venv/bin/python" -m pip install --quiet -e ".[dev]"
+"$work/venv/bin/python" -m pip install --quiet "${keep[@]}" -e ".[dev]"
 "$work/venv/bin/python" -m pip check
 platform="$("$work/venv/bin/python" -c 'import platform, sys
 print(f"{platform.system()} {platform.machine()}, CPython {sys.version.split()[0]}")')"
