@@ -281,7 +281,7 @@ def prepare_run_dir(plan: TrainingPlan) -> None:
     else:
         truncate_run_logs(run_dir, plan.initial_epoch, runs.METRICS_FILE, runs.LOG_FILE)
     plan.config.to_json(run_dir / runs.CONFIG_FILE)
-    (run_dir / runs.JOINTS_FILE).write_text(json.dumps(plan.joint_set.to_dict(), indent=2) + "\n")
+    files.write_json_atomic(run_dir / runs.JOINTS_FILE, plan.joint_set.to_dict())
 
 
 def learning_rate_schedule(train_config, steps_per_epoch: int):

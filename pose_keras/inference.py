@@ -31,11 +31,10 @@ to the heatmaps this stage returns, and the exported graph offers quarter and no
 
 Examples:
 
->>> import numpy as np  # doctest: +SKIP
->>> image = read_image("photo.jpg")
->>> crops, crop_matrices = crop_people(image, [[120, 40, 380, 470]], input_size=256)
->>> result = predict_crops(model, crops, crop_matrices, MPII, flip=True)
->>> result.keypoints.shape, result.scores.shape
+>>> image = read_image("photo.jpg")  # doctest: +SKIP
+>>> crops, crop_matrices = crop_people(image, [[120, 40, 380, 470]], input_size=256)  # doctest: +SKIP
+>>> result = predict_crops(model, crops, crop_matrices, MPII, flip=True)  # doctest: +SKIP
+>>> result.keypoints.shape, result.scores.shape  # doctest: +SKIP
 ((1, 16, 2), (1, 16))
 """
 

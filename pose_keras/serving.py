@@ -37,7 +37,7 @@ with `pose_keras.json` beside it.
 Examples:
 
 >>> graph = ServingGraph(run.model, run.joint_set, box_scale=run.box_scale)  # doctest: +SKIP
->>> export_saved_model(graph, Path("export/pose/1"), source=run.path)
+>>> export_saved_model(graph, Path("export/pose/1"), source=run.path)  # doctest: +SKIP
 PosixPath('export/pose/1')
 """
 
