@@ -87,9 +87,13 @@ MAX_IMAGE_PIXELS = 100_000_000
 
 @dataclasses.dataclass
 class PersonRecord:
-    """One person, as stored in one TFRecord example (see the module docstring)."""
+    """One person, as stored in one TFRecord example (see the module docstring).
 
-    image_encoded: bytes
+    Its repr leaves the image bytes out (a JPEG is hundreds of kilobytes), so a record
+    prints as its fields.
+    """
+
+    image_encoded: bytes = dataclasses.field(repr=False)
     image_format: str
     image_height: int
     image_width: int

@@ -262,7 +262,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         layout = read_test_layout(args.release)
-        from pose_keras.evaluate import predict_split
+        from pose_keras.inference import predict_split
         from pose_keras.runs import load_run
 
         run = load_run(args.model)

@@ -332,3 +332,15 @@ def test_resolve_split_lists_shards_counts_and_joint_set(tmp_path):
     records.verify_shards(split)  # checksums and counts as the manifest says
     with pytest.raises(FileNotFoundError, match="No TFRecord split"):
         records.resolve_split(str(tmp_path / "nothing"))
+
+
+def test_a_record_prints_without_its_image_bytes(shared_data):
+    data = (shared_data / "mpii" / "images" / "005808361.jpg").read_bytes()
+    record = records.PersonRecord(
+        image_encoded=data, image_format="jpeg", image_height=720, image_width=1280,
+        image_id="005808361.jpg", dataset="mpii", person_id=0, center=[600.0, 300.0],
+        scale=3.0, keypoints=np.zeros((16, 2)), visibility=np.full(16, 2),
+    )  # fmt: skip
+    text = repr(record)
+    assert len(data) > 50_000 and len(text) < 2_000
+    assert "image_encoded" not in text and "005808361.jpg" in text
