@@ -279,8 +279,11 @@ def plot_curve(evaluation: metrics.Evaluation, path, title=None):
         figure.savefig(temporary, format="png")
 
 
-def write_report(evaluation: metrics.Evaluation, output_dir, name: str, details: dict) -> list:
-    """Write metrics.json, table.md and the curve PNG; returns the paths written."""
+def write_report(
+    evaluation: metrics.Evaluation, output_dir, name: str, details: dict, title=None
+) -> list:
+    """Write metrics.json, table.md and the curve PNG (titled `title`, default: protocol,
+    joint set and people); returns the paths written."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     document = {**details, **evaluation.to_dict()}
@@ -289,7 +292,7 @@ def write_report(evaluation: metrics.Evaluation, output_dir, name: str, details:
     table_path = output_dir / "table.md"
     files.write_text_atomic(table_path, markdown_report(evaluation, name))
     curve_path = output_dir / curve_file_name(evaluation)
-    plot_curve(evaluation, curve_path)
+    plot_curve(evaluation, curve_path, title=title)
     return [metrics_path, table_path, curve_path]
 
 
@@ -326,16 +329,22 @@ def columns_json(evaluation: metrics.Evaluation) -> str:
     return json.dumps(metrics.json_ready(columns))
 
 
-def _default_output(run_path: Path, pattern: str) -> Path:
+def _default_output(run_path: Path, pattern: str, flip: bool = False) -> Path:
+    """`<run>/evaluation/<model file>-<split>[-flip]`: one folder per model file, split and
+    flip setting, so evaluations with and without the flip test never overwrite each other.
+
+    >>> _default_output(Path("runs/mpii/best.keras"), "records/flic-*.tfrecord", True).as_posix()
+    'runs/mpii/evaluation/best-flic-flip'
+    """
     run_dir = run_path.parent
-    split_name = (
-        "".join(
-            character if character.isalnum() or character in "-_." else "_"
-            for character in Path(str(pattern)).name
-        ).strip("_.")
-        or "split"
+    split = Path(str(pattern)).name
+    if split.endswith(".tfrecord"):
+        split = split[: -len(".tfrecord")]
+    split = "".join(
+        character if character.isalnum() or character in "-_." else "_" for character in split
     )
-    return run_dir / "evaluation" / split_name
+    split = split.replace("_", " ").strip(" .-").replace(" ", "_") or "split"
+    return run_dir / "evaluation" / f"{run_path.stem}-{split}{'-flip' if flip else ''}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -411,6 +420,7 @@ def main(argv=None) -> int:
     try:
         model_mode = args.model is not None or args.data is not None
         file_mode = args.predictions is not None or args.gt is not None
+        title = None  # the curve's; for a model, it names the model and the flip setting
         if model_mode == file_mode:
             raise ValueError(
                 "Give either --model and --data, or --predictions and --gt (see --help)."
@@ -448,7 +458,11 @@ def main(argv=None) -> int:
 
             resolve_split(args.data)  # a missing split fails before the model loads
             run = runs.load_run(args.model, joints=args.joints, prefer=args.prefer)
-            output = Path(args.output) if args.output else _default_output(run.path, args.data)
+            output = (
+                Path(args.output)
+                if args.output
+                else _default_output(run.path, args.data, args.flip)
+            )
             files.check_output_dir(output, "--output")  # before the work, not after it
             predictions, joint_set = predict_split(
                 run,
@@ -461,6 +475,10 @@ def main(argv=None) -> int:
             )
             evaluation = score_model_predictions(predictions, joint_set, args.threshold)
             name = Path(run.path).name
+            title = (
+                f"{evaluation.protocol} curve: {name} on {Path(str(args.data)).name}, "
+                f"{'flip test' if args.flip else 'no flip test'}, {evaluation.people} people"
+            )
             details = {
                 "model": str(run.path),
                 "data": str(args.data),
@@ -470,7 +488,7 @@ def main(argv=None) -> int:
             }
         written = []
         if output is not None:
-            written = write_report(evaluation, output, name, details)
+            written = write_report(evaluation, output, name, details, title=title)
             if not file_mode:
                 path = output / "predictions.npy"
                 with files.atomic_path(path) as temporary:

@@ -209,12 +209,17 @@ def test_evaluate_model_on_records(tiny_model_path, mpii_records, tmp_path, caps
     assert "| tiny.keras |" in (output / "table.md").read_text()
 
 
-def test_default_output_goes_beside_the_model(tmp_path):
+def test_default_output_goes_beside_the_model_named_after_model_data_and_flip(tmp_path):
     model = tmp_path / "runs" / "mpii" / "best.keras"
     assert evaluate._default_output(model, "records/mpii_valid") == (
-        tmp_path / "runs" / "mpii" / "evaluation" / "mpii_valid"
+        tmp_path / "runs" / "mpii" / "evaluation" / "best-mpii_valid"
     )
-    assert evaluate._default_output(model, "records/flic-*.tfrecord").name == "flic-_.tfrecord"
+    assert evaluate._default_output(model, "records/mpii_valid", flip=True).name == (
+        "best-mpii_valid-flip"
+    )
+    assert evaluate._default_output(model, "records/flic-*.tfrecord").name == "best-flic"
+    final = tmp_path / "runs" / "mpii" / "model.keras"
+    assert evaluate._default_output(final, "val-*.tfrecord").name == "model-val"
 
 
 def test_decoding_ground_truth_heatmaps_of_the_pipeline_crops_scores_100(mpii_records):
