@@ -6,13 +6,20 @@ The inference itself is `pose_keras.inference` (the code the exported SavedModel
 image px). This module reads the inputs and box files and writes the results.
 
 Inputs: image files, folders of images (not recursive) and video files. Person boxes come
-from an optional JSON or CSV file (formats in docs/evaluation.md, "Predict"); without one,
-each image or frame is treated as one person box covering it. Outputs, in `--output`:
+from an optional JSON or CSV file (formats in docs/evaluation.md, "Predict"). Without one,
+each image or frame is one person box covering it, or with `--find` one subject that the
+network finds itself (`tracking.find_then_refine`: candidate boxes tiling the image, the
+best-scoring one refined on its keypoints). Videos with `--find` are tracked
+(`tracking.SubjectTracker`: each box from the previous frame's keypoints, a new search when
+the scores drop). Video keypoints get track ids (IoU matching) and are smoothed per track
+by a One-Euro filter unless `--no-smooth` (docs/video.md). Outputs, in `--output`:
 
-- `keypoints.json`: per person, the source, frame (videos), box and per joint [x, y, score]
-  in image px (0-based pixel centres, as everywhere in pose_keras).
+- `keypoints.json`: per person, the source, frame and track id (videos), box and per joint
+  [x, y, score] in image px (0-based pixel centres, as everywhere in pose_keras).
 - `keypoints.csv`: the same, one row per person, columns `<joint>_x`, `<joint>_y`,
   `<joint>_score`.
+- `frames/<video stem>.json` and `.csv`: per video, one record per frame with its people's
+  track ids, boxes, keypoints and scores (`tracking.write_frames_json`, `write_frames_csv`).
 - `overlays/`: the skeleton drawn on every image (PNG) and every video (MP4: H.264 through
   imageio-ffmpeg's ffmpeg, else `mp4v`; `pose_keras.video`).
 
@@ -21,6 +28,7 @@ Examples:
     python -m pose_keras.predict --model runs/synthetic photo.jpg photos/ clip.mp4
     python -m pose_keras.predict --model runs/mpii/best.keras --boxes people.json \\
         --flip --output predictions/ images/
+    python -m pose_keras.predict --model runs/dlc_openfield --find mouse_video.mp4
 """
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pose_keras import cli, decode, files, runs
+from pose_keras import cli, decode, files, runs, tracking
 from pose_keras.config import DataConfig
 from pose_keras.draw import draw_people
 from pose_keras.joints import JointSet
@@ -56,7 +64,7 @@ def __getattr__(name):  # names that moved to the library module `pose_keras.inf
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
-DEFAULT_SCORE_THRESHOLD = 0.2
+DEFAULT_SCORE_THRESHOLD = tracking.DEFAULT_SCORE_THRESHOLD
 
 
 # --------------------------------------------------------------------------------------
@@ -302,22 +310,44 @@ def _unique_name(directory: Path, stem: str, suffix: str, used: set) -> Path:
     return directory / name
 
 
-def predict_images(predictor: Predictor, paths, boxes, overlay_dir, used_names, progress):
-    """Predict every image (batched across images); returns the person entries."""
+def _predict_boxes_on(predictor: Predictor, image):
+    """callable(boxes (N, 4)) -> (keypoints (N, J, 2), scores (N, J)) on one image, for
+    `tracking.find_then_refine` and `tracking.SubjectTracker`."""
+
+    def predict_boxes(boxes):
+        ((keypoints, scores),) = predictor.predict_items(
+            [(None, image, np.asarray(boxes, dtype=np.float64).reshape(-1, 4))]
+        )
+        return keypoints, scores
+
+    return predict_boxes
+
+
+def predict_images(
+    predictor: Predictor, paths, boxes, overlay_dir, used_names, progress, find=False
+):
+    """Predict every image (batched across images); returns the person entries.
+
+    An image without boxes is one person covering the whole image, or with `find` one
+    subject found by `tracking.find_then_refine` (search, then refine on its keypoints).
+    """
     from pose_keras.inference import read_image
 
     entries = []
     pending = []
 
+    def write_overlay(path, image, keypoints, scores, person_boxes):
+        if overlay_dir is not None:
+            overlay = predictor.overlay(image, keypoints, scores, person_boxes)
+            _write_image_atomic(
+                _unique_name(overlay_dir, Path(path).stem, ".png", used_names), overlay
+            )
+
     def flush():
         results = predictor.predict_items(pending)
         for (path, image, person_boxes), (keypoints, scores) in zip(pending, results, strict=True):
             entries.extend(person_entries(path, None, person_boxes, keypoints, scores))
-            if overlay_dir is not None:
-                overlay = predictor.overlay(image, keypoints, scores, person_boxes)
-                _write_image_atomic(
-                    _unique_name(overlay_dir, Path(path).stem, ".png", used_names), overlay
-                )
+            write_overlay(path, image, keypoints, scores, person_boxes)
         progress.update(len(pending))
         pending.clear()
 
@@ -325,6 +355,15 @@ def predict_images(predictor: Predictor, paths, boxes, overlay_dir, used_names, 
     for path in paths:
         image = read_image(path)
         person_boxes = boxes.get((Path(path).name, None))
+        if person_boxes is None and find:
+            box, keypoints, scores = tracking.find_then_refine(
+                image.shape, _predict_boxes_on(predictor, image)
+            )
+            box, keypoints, scores = box[None], keypoints[None], scores[None]
+            entries.extend(person_entries(path, None, box, keypoints, scores))
+            write_overlay(path, image, keypoints, scores, box)
+            progress.update(1)
+            continue
         pending.append((path, image, None if person_boxes is None else np.asarray(person_boxes)))
         people += 1 if person_boxes is None else len(person_boxes)
         if people >= predictor.batch_size:
@@ -335,55 +374,164 @@ def predict_images(predictor: Predictor, paths, boxes, overlay_dir, used_names, 
     return entries
 
 
-def predict_video(predictor: Predictor, path, boxes, overlay_dir, used_names, max_frames, progress):
-    """Predict the frames of one video (batched across frames); returns the person entries.
+class VideoResults:
+    """Collects one video's predictions frame by frame, in order: track ids (IoU matching,
+    `tracking.assign_track_ids`), One-Euro smoothing per track (`smoothing`: the filter's
+    arguments, or None for raw keypoints), person entries, per-frame records for
+    `tracking.write_frames_json/csv`, and the overlay video (written to a temporary file
+    that `finish` renames)."""
 
-    With `overlay_dir`, writes `<stem>.mp4` (`video.VideoWriter`: H.264, else mp4v; the
-    source's frame rate) with the skeletons drawn; it appears only when complete.
+    def __init__(self, predictor: Predictor, path, fps, smoothing, overlay_target):
+        self.predictor = predictor
+        self.path = path
+        self.fps = fps
+        self.smoothing = smoothing
+        self.entries, self.frames = [], []
+        self.filters = {}
+        self.previous_boxes, self.previous_ids, self.next_id = np.zeros((0, 4)), [], 0
+        self.target = overlay_target
+        self.temporary = (
+            None
+            if overlay_target is None
+            else overlay_target.with_name(f".{overlay_target.stem}.partial.mp4")
+        )
+        self.writer = None
+
+    def add(self, frame, image, person_boxes, keypoints, scores):
+        """One frame: boxes (P, 4) or None (the whole frame), keypoints (P, J, 2) and scores
+        (P, J) as predicted (raw)."""
+        height, width = image.shape[:2]
+        frame_box = np.array([[-0.5, -0.5, width - 0.5, height - 0.5]])
+        match_boxes = (
+            np.repeat(frame_box, len(keypoints), 0) if person_boxes is None else person_boxes
+        )
+        ids, self.next_id = tracking.assign_track_ids(
+            self.previous_boxes, self.previous_ids, match_boxes, self.next_id
+        )
+        self.previous_boxes, self.previous_ids = match_boxes, ids
+        time = frame / self.fps
+        keypoints = np.array(keypoints, dtype=np.float64)
+        if self.smoothing is not None:
+            for person, track_id in enumerate(ids):
+                if int(track_id) not in self.filters:
+                    self.filters[int(track_id)] = tracking.OneEuroFilter(
+                        fps=self.fps, **self.smoothing
+                    )
+                keypoints[person] = self.filters[int(track_id)](
+                    keypoints[person], scores[person], timestamp=time
+                )
+        people = person_entries(self.path, frame, person_boxes, keypoints, scores)
+        for entry, track_id in zip(people, ids, strict=True):
+            entry["track_id"] = int(track_id)
+        self.entries += people
+        self.frames.append(
+            {
+                "frame": frame,
+                "time": time,
+                "people": [
+                    {
+                        "track_id": int(track_id),
+                        "box": None if person_boxes is None else person_boxes[person],
+                        "keypoints": keypoints[person],
+                        "scores": scores[person],
+                    }
+                    for person, track_id in enumerate(ids)
+                ],
+            }
+        )
+        if self.target is not None:
+            overlay = self.predictor.overlay(image, keypoints, scores, person_boxes)
+            if self.writer is None:
+                from pose_keras.video import VideoWriter
+
+                self.writer = VideoWriter(self.temporary, self.fps, width, height)
+            self.writer.write(overlay)
+
+    def finish(self):
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+            os.replace(self.temporary, self.target)
+
+    def discard(self):
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        if self.temporary is not None and self.temporary.exists():
+            self.temporary.unlink()
+
+
+def predict_video(
+    predictor: Predictor,
+    path,
+    boxes,
+    overlay_dir,
+    used_names,
+    max_frames,
+    progress,
+    find=False,
+    smoothing=None,
+    frames_path=None,
+):
+    """Predict the frames of one video; returns the person entries (with track ids).
+
+    Boxes for the video (per frame, or for every frame) are predicted batched across
+    frames; without boxes each frame is one person covering it, or with `find` the subject
+    is tracked (`tracking.SubjectTracker`: the box from the previous frame's raw keypoints,
+    found again by search-then-refine on the first frame and whenever it is lost). Track
+    ids come from IoU matching; with `smoothing` (One-Euro filter arguments) the keypoints
+    are smoothed per track (scores stay raw). With `overlay_dir`, writes `<stem>.mp4`
+    (`video.VideoWriter`: H.264, else mp4v; the source's frame rate) with the skeletons
+    drawn; with `frames_path` (a path without suffix), `<frames_path>.json` and `.csv`
+    (`tracking.write_frames_json`, `write_frames_csv`). Each appears only when complete.
     """
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         raise ValueError(f"{path}: cannot open as a video (corrupt or unsupported codec).")
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    writer = temporary = target = None
-    entries = []
-    pending = []
-    frame_index = 0
     name = Path(path).name
+    target = None
+    if overlay_dir is not None:
+        target = _unique_name(overlay_dir, Path(path).stem, ".mp4", used_names)
+    results = VideoResults(predictor, path, fps, smoothing, target)
+    tracker = None
+    if find and not any(key[0] == name for key in boxes):
+        tracker = tracking.SubjectTracker(fps=fps, smooth=False)
+    pending = []
 
     def flush():
-        nonlocal writer
-        results = predictor.predict_items(pending)
-        for (frame, image, person_boxes), (keypoints, scores) in zip(pending, results, strict=True):
-            entries.extend(person_entries(path, frame, person_boxes, keypoints, scores))
-            if overlay_dir is not None:
-                overlay = predictor.overlay(image, keypoints, scores, person_boxes)
-                if writer is None:
-                    from pose_keras.video import VideoWriter
-
-                    height, width = overlay.shape[:2]
-                    writer = VideoWriter(temporary, fps, width, height)
-                writer.write(overlay)
+        predicted = predictor.predict_items(pending)
+        for (frame, image, person_boxes), (keypoints, scores) in zip(
+            pending, predicted, strict=True
+        ):
+            results.add(frame, image, person_boxes, keypoints, scores)
         progress.update(len(pending))
         pending.clear()
 
-    if overlay_dir is not None:
-        target = _unique_name(overlay_dir, Path(path).stem, ".mp4", used_names)
-        temporary = target.with_name(f".{target.stem}.partial.mp4")
+    frame_index = 0
     try:
         people = 0
         while max_frames is None or frame_index < max_frames:
             ok, frame = capture.read()
             if not ok:
                 break
+            image = np.ascontiguousarray(frame[..., ::-1])
+            if tracker is not None:
+                step = tracker.step(image.shape, _predict_boxes_on(predictor, image))
+                results.add(
+                    frame_index,
+                    image,
+                    step["box"][None],
+                    step["raw_keypoints"][None],
+                    step["scores"][None],
+                )
+                progress.update(1)
+                frame_index += 1
+                continue
             # Boxes given for the video without a frame apply to every frame.
             person_boxes = boxes.get((name, frame_index), boxes.get((name, None)))
             pending.append(
-                (
-                    frame_index,
-                    np.ascontiguousarray(frame[..., ::-1]),
-                    None if person_boxes is None else np.asarray(person_boxes),
-                )
+                (frame_index, image, None if person_boxes is None else np.asarray(person_boxes))
             )
             people += 1 if person_boxes is None else len(person_boxes)
             frame_index += 1
@@ -394,17 +542,15 @@ def predict_video(predictor: Predictor, path, boxes, overlay_dir, used_names, ma
             flush()
         if frame_index == 0:
             raise ValueError(f"{path}: no frame could be decoded.")
-        if writer is not None:
-            writer.close()
-            writer = None
-            os.replace(temporary, target)
+        if frames_path is not None:
+            names = predictor.joint_set.names
+            tracking.write_frames_json(f"{frames_path}.json", results.frames, names)
+            tracking.write_frames_csv(f"{frames_path}.csv", results.frames, names)
+        results.finish()
     finally:
         capture.release()
-        if writer is not None:
-            writer.close()
-        if temporary is not None and temporary.exists():
-            temporary.unlink()
-    return entries
+        results.discard()
+    return results.entries
 
 
 def _video_frames(path, max_frames):
@@ -473,6 +619,43 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="Process at most this many frames of each video (default: all).",
     )
+    parser.add_argument(
+        "--find",
+        action="store_true",
+        help="Images and frames without a box: find the subject (one per image) instead of "
+        "taking the whole image as its box. The network runs on square candidate boxes "
+        "tiling the image (sides 25/35/50%% of its shorter side), keeps the best-scoring "
+        "one and runs again on the box around its keypoints. Videos are then tracked: each "
+        "frame's box comes from the previous frame's keypoints, and the subject is found "
+        "again when its scores drop (docs/video.md).",
+    )
+    smoothing = parser.add_argument_group(
+        "video smoothing (One-Euro filter per track, on by default; docs/video.md)"
+    )
+    smoothing.add_argument(
+        "--no-smooth",
+        action="store_true",
+        help="Write the raw keypoints of videos (e.g. to score frames against labels).",
+    )
+    smoothing.add_argument(
+        "--min-cutoff",
+        type=float,
+        default=tracking.DEFAULT_MIN_CUTOFF,
+        help=f"Cutoff at rest, Hz (default {tracking.DEFAULT_MIN_CUTOFF:g}); lower = smoother.",
+    )
+    smoothing.add_argument(
+        "--beta",
+        type=float,
+        default=tracking.DEFAULT_BETA,
+        help=f"Cutoff rise per px/s of speed (default {tracking.DEFAULT_BETA:g}); higher = "
+        "less lag on fast moves.",
+    )
+    smoothing.add_argument(
+        "--d-cutoff",
+        type=float,
+        default=tracking.DEFAULT_D_CUTOFF,
+        help=f"Cutoff of the speed estimate, Hz (default {tracking.DEFAULT_D_CUTOFF:g}).",
+    )
     parser.add_argument("--no-overlays", action="store_true", help="Write the keypoint files only.")
     parser.add_argument(
         "--overwrite",
@@ -494,6 +677,14 @@ def main(argv=None) -> int:
             raise ValueError(f"--max-frames must be >= 1, received {args.max_frames}.")
         if args.box_scale is not None and not args.box_scale > 0:
             raise ValueError(f"--box-scale must be > 0, received {args.box_scale}.")
+        smoothing = None
+        if not args.no_smooth:
+            smoothing = {
+                "min_cutoff": args.min_cutoff,
+                "beta": args.beta,
+                "d_cutoff": args.d_cutoff,
+            }
+            tracking.OneEuroFilter(fps=30.0, **smoothing)  # refuses bad values before any work
         items = collect_inputs(args.inputs)
         boxes = read_boxes(args.boxes) if args.boxes else {}
         files.check_output_dir(args.output, "--output")
@@ -517,13 +708,18 @@ def main(argv=None) -> int:
                 f"{output} holds an earlier prediction (keypoints.json); pass --overwrite to "
                 "replace it (its overlays too), or choose another --output."
             )
-        if args.overwrite and (output / "overlays").is_dir():
+        if args.overwrite:
             import shutil
 
-            shutil.rmtree(output / "overlays")  # no stale overlays beside the new result
+            for stale in ("overlays", "frames"):  # nothing stale beside the new result
+                if (output / stale).is_dir():
+                    shutil.rmtree(output / stale)
         (overlay_dir or output).mkdir(parents=True, exist_ok=True)
         images = [path for path, kind in items if kind == "image"]
         videos = [path for path, kind in items if kind == "video"]
+        frames_dir = output / "frames"
+        if videos:
+            frames_dir.mkdir(exist_ok=True)
         names = {Path(path).name for path, _ in items}
         unmatched = sorted({name for name, _ in boxes if name not in names})
         if unmatched:
@@ -538,10 +734,23 @@ def main(argv=None) -> int:
         used_names = set()
         entries = []
         if images:
-            entries += predict_images(predictor, images, boxes, overlay_dir, used_names, progress)
+            entries += predict_images(
+                predictor, images, boxes, overlay_dir, used_names, progress, find=args.find
+            )
+        frames_names = set()
         for video in videos:
+            frames_path = _unique_name(frames_dir, Path(video).stem, "", frames_names)
             entries += predict_video(
-                predictor, video, boxes, overlay_dir, used_names, args.max_frames, progress
+                predictor,
+                video,
+                boxes,
+                overlay_dir,
+                used_names,
+                args.max_frames,
+                progress,
+                find=args.find,
+                smoothing=smoothing,
+                frames_path=frames_path,
             )
         progress.close()
         document = {
@@ -550,6 +759,8 @@ def main(argv=None) -> int:
             "coordinates": "image px, 0-based pixel centres",
             "flip_test": args.flip,
             "refine": args.refine,
+            "find": args.find,
+            "video_smoothing": None if smoothing is None else {"filter": "one-euro", **smoothing},
             "people": entries,
         }
         files.write_text_atomic(output / "keypoints.json", json.dumps(document, indent=1) + "\n")
@@ -557,6 +768,8 @@ def main(argv=None) -> int:
     except (ValueError, OSError) as error:  # bad input (2); a full disk while writing (1)
         return cli.error_exit(error)
     overlays = "" if overlay_dir is None else f" and overlays in {overlay_dir}"
+    if videos:
+        overlays += f"; per-frame tracks in {frames_dir}"
     print(f"Wrote {len(entries)} people to {output / 'keypoints.json'}, keypoints.csv{overlays}")
     return 0
 
