@@ -532,3 +532,51 @@ def test_tflite_export_matches_keras(run_dir, out_dir, tiny_model, real_crops):
     heatmaps = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
     expected = tiny_model.predict_on_batch(real_crops)["refined"]
     assert np.abs(heatmaps - expected).max() <= 1e-4
+
+
+# --------------------------------------------------------------------------------------
+# A custom joint set carries through: the DeepLabCut project's 4 body parts
+# --------------------------------------------------------------------------------------
+
+
+def test_deeplabcut_joint_set_carries_through_to_the_saved_model(shared_data, tmp_path):
+    from pose_keras import records
+    from pose_keras.model import build_model
+    from tfrecords_tools import deeplabcut
+
+    prefix = tmp_path / "records" / "openfield"
+    deeplabcut.convert_project(
+        shared_data / "dlc_openfield", prefix, val_fraction=0.05, seed=0, progress=False
+    )
+    joint_set = records.joint_set_of(f"{prefix}-val")
+    names = ["snout", "leftear", "rightear", "tailbase"]
+    assert list(joint_set.names) == names
+    # What fit writes for a run on these records: the model, its config and joints.json.
+    seed_everything()
+    config = Config().with_overrides([*TINY, "model.num_joints=4"])
+    model = build_model(config.model)
+    run = tmp_path / "runs" / "openfield"
+    run.mkdir(parents=True)
+    model.save(run / "model.keras")
+    config.to_json(run / "config.json")
+    (run / "joints.json").write_text(json.dumps(joint_set.to_dict()))
+
+    assert export.main(["--model", str(run), "--out", str(tmp_path / "export")]) == 0
+    (version,) = (tmp_path / "export" / "openfield").iterdir()
+    metadata = json.loads((version / "assets.extra" / "pose_keras.json").read_text())
+    assert metadata["joint_names"] == names
+    person = next(iter(records.read_people(f"{prefix}-val")))
+    labelled = person.keypoints[person.visibility > 0]
+    box = [*(labelled.min(axis=0) - 20.0), *(labelled.max(axis=0) + 20.0)]
+    outputs = tf.saved_model.load(str(version)).signatures["serving_default"](
+        images=tf.constant([person.image_encoded]),
+        boxes=tf.constant([box], tf.float32),
+    )
+    assert outputs["keypoints"].shape == (1, 4, 2) and outputs["scores"].shape == (1, 4)
+    # The same 4 keypoints as predict on the same frame and box (the same code).
+    frame = tmp_path / "frame.png"
+    frame.write_bytes(person.image_encoded)
+    people = run_predict(
+        run, [frame], tmp_path / "predicted", {frame.name: [[float(v) for v in box]]}
+    )
+    assert_same_people(outputs, people)
