@@ -224,7 +224,8 @@ def parse_record(element, num_joints: int, keypoint_margin: float = 0.1) -> dict
     prefix8 = tf.strings.substr(encoded, 0, 8)
     is_jpeg = tf.equal(prefix3, records.JPEG_MAGIC)
     is_png = tf.equal(prefix8, records.PNG_MAGIC)
-    annotated = visibility > 0
+    # Which person is valid input: the TF twin of `records.person_problem`, from its constants.
+    annotated = visibility > records.NOT_ANNOTATED
     annotated_xy = tf.boolean_mask(keypoints, annotated)
     margin = keypoint_margin * tf.maximum(height, width)
     outside = (
@@ -254,10 +255,15 @@ def parse_record(element, num_joints: int, keypoint_margin: float = 0.1) -> dict
             ),
         ),
         (
-            tf.reduce_any((visibility < 0) | (visibility > 2)),
+            ~tf.reduce_all(
+                tf.reduce_any(visibility[:, None] == tf.constant(records.VISIBILITY_VALUES), -1)
+            ),
             tf.constant("keypoints/visibility values must be 0, 1 or 2"),
         ),
-        (~tf.reduce_any(annotated), tf.constant("all joints missing (no annotated joint)")),
+        (
+            tf.math.count_nonzero(annotated) < records.MIN_ANNOTATED_JOINTS,
+            tf.constant("all joints missing (no annotated joint)"),
+        ),
         (
             ~tf.reduce_all(tf.math.is_finite(annotated_xy)),
             tf.constant("non-finite keypoint coordinates"),
@@ -279,7 +285,7 @@ def parse_record(element, num_joints: int, keypoint_margin: float = 0.1) -> dict
             ),
         ),
         (
-            ~(example["person/scale"] > 0)
+            ~(tf.math.is_finite(example["person/scale"]) & (example["person/scale"] > 0))
             | ~tf.reduce_all(tf.math.is_finite(example["person/center"])),
             tf.constant("person/scale must be positive and person/center finite"),
         ),

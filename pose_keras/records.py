@@ -73,7 +73,24 @@ from pose_keras.joints import JointSet
 
 SCHEMA_VERSION = 1
 NOT_ANNOTATED, OCCLUDED, VISIBLE = 0, 1, 2
+VISIBILITY_VALUES = (NOT_ANNOTATED, OCCLUDED, VISIBLE)
 NO_HEAD_BOX = (-1.0, -1.0, -1.0, -1.0)
+
+# Which person is valid input, declared once: `person_problem` is the numpy rule the
+# converters apply before writing (`tfrecords_tools.common.annotation_problem`), and
+# `pipeline.parse_record` is its TF twin, built from the same constants (tests/test_pipeline.py
+# checks that the two agree on the same people). The rule: the joint set's joint count,
+# visibility values in `VISIBILITY_VALUES`, at least `MIN_ANNOTATED_JOINTS` annotated joints,
+# finite annotated keypoints (a joint that is not annotated is not looked at), a finite
+# centre and a finite, positive scale.
+MIN_ANNOTATED_JOINTS = 1
+# The checks of `person_problem`, in the order they are made (the first failing one is named).
+JOINT_COUNT = "joint count"
+BAD_VISIBILITY = "visibility"
+NO_ANNOTATED_JOINT = "no annotated joint"
+NON_FINITE_KEYPOINT = "non-finite keypoint"
+NON_FINITE_CENTER = "non-finite centre"
+BAD_SCALE = "scale"
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -124,7 +141,11 @@ class PersonRecord:
                 f"{self.describe()}: visibility must have shape ({self.keypoints.shape[0]},), "
                 f"received {self.visibility.shape}."
             )
-        if not np.isin(self.visibility, (NOT_ANNOTATED, OCCLUDED, VISIBLE)).all():
+        # Only what makes a record storable (see `person_problem` for valid input): a record
+        # without an annotated joint can be built, so tools and tests read bad records back
+        # and the pipeline reports them. All keypoints must be finite here, annotated or not,
+        # since the schema stores 0 for a joint that is not annotated.
+        if not np.isin(self.visibility, VISIBILITY_VALUES).all():
             raise ValueError(f"{self.describe()}: visibility values must be 0, 1 or 2.")
         if self.image_format not in ("jpeg", "png"):
             raise ValueError(
@@ -142,6 +163,40 @@ class PersonRecord:
 
     def describe(self) -> str:
         return f"{self.dataset} image {self.image_id!r} person {self.person_id}"
+
+
+def person_problem(keypoints, visibility, center, scale, joint_set: JointSet):
+    """Why a person is not valid input: `(check, detail)`, or None when it is.
+
+    `check` is one of `JOINT_COUNT`, `BAD_VISIBILITY`, `NO_ANNOTATED_JOINT`,
+    `NON_FINITE_KEYPOINT`, `NON_FINITE_CENTER`, `BAD_SCALE` (the first that fails);
+    `detail` says what was received.
+
+    >>> from pose_keras.joints import FLIC
+    >>> person_problem(np.ones((11, 2)), np.zeros(11), (5.0, 5.0), 1.0, FLIC)
+    ('no annotated joint', 'no joint is annotated')
+    """
+    keypoints = np.asarray(keypoints, dtype=np.float64)
+    visibility = np.asarray(visibility)
+    count = joint_set.num_joints
+    if keypoints.shape != (count, 2) or visibility.shape != (count,):
+        return JOINT_COUNT, (
+            f"{keypoints.shape[0] if keypoints.ndim else 0} joints, but joint set "
+            f"{joint_set.name!r} has {count}"
+        )
+    if not np.isin(visibility, VISIBILITY_VALUES).all():
+        return BAD_VISIBILITY, "visibility values must be 0, 1 or 2"
+    annotated = visibility > NOT_ANNOTATED
+    if annotated.sum() < MIN_ANNOTATED_JOINTS:
+        return NO_ANNOTATED_JOINT, "no joint is annotated"
+    bad = annotated & ~np.isfinite(keypoints).all(axis=1)
+    if bad.any():
+        return NON_FINITE_KEYPOINT, f"joint {joint_set.names[int(np.argmax(bad))]!r} is not finite"
+    if not np.isfinite(np.asarray(center, dtype=np.float64)).all():
+        return NON_FINITE_CENTER, "person centre is not finite"
+    if not (np.isfinite(scale) and scale > 0):
+        return BAD_SCALE, f"person scale must be positive, received {scale}"
+    return None
 
 
 def _bytes_feature(values):

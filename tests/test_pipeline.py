@@ -454,3 +454,48 @@ def test_wrong_joint_count_in_a_record_is_named(tmp_path):
         tf.errors.InvalidArgumentError, match="record 0: wrong joint count: 14 visibility values"
     ):
         next(iter(pipeline.validation_dataset(tiny_config(), prefix)))
+
+
+def _damaged(field, value):
+    def damage(record):
+        if field == "keypoint":
+            record.keypoints[3] = value
+        elif field == "unannotated keypoint":
+            record.visibility[3] = records.NOT_ANNOTATED
+            record.keypoints[3] = value
+        else:
+            setattr(record, field, value)
+
+    return damage
+
+
+@pytest.mark.parametrize(
+    "damage, check",
+    [
+        (lambda record: None, None),
+        (_damaged("visibility", np.zeros(16, np.int64)), records.NO_ANNOTATED_JOINT),
+        (_damaged("visibility", np.full(16, 3, np.int64)), records.BAD_VISIBILITY),
+        (_damaged("visibility", np.full(16, -1, np.int64)), records.BAD_VISIBILITY),
+        (_damaged("keypoint", np.nan), records.NON_FINITE_KEYPOINT),
+        (_damaged("unannotated keypoint", np.nan), None),
+        (_damaged("center", np.array([np.inf, 3.0], np.float32)), records.NON_FINITE_CENTER),
+        (_damaged("scale", 0.0), records.BAD_SCALE),
+        (_damaged("scale", -1.0), records.BAD_SCALE),
+        (_damaged("scale", float("nan")), records.BAD_SCALE),
+        (_damaged("scale", float("inf")), records.BAD_SCALE),
+        (_damaged("keypoints", np.full((14, 2), 20.0, np.float32)), records.JOINT_COUNT),
+    ],
+)
+def test_parse_record_applies_the_records_person_rule(damage, check):
+    record = person(0)
+    damage(record)
+    assert (records.person_problem(
+        record.keypoints, record.visibility, record.center, record.scale, MPII
+    ) or (None,))[0] == check  # fmt: skip
+    element = {
+        "serialized": tf.constant(records.serialize_person(record)),
+        "source": tf.constant("shard"),
+        "record_index": tf.constant(0, tf.int64),
+    }
+    problem = pipeline.parse_record(element, MPII.num_joints)["problem"].numpy().decode()
+    assert (problem == "") == (check is None), problem

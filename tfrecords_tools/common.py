@@ -180,26 +180,18 @@ def center_and_scale_from_joints(keypoints, visibility):
 
 
 def annotation_problem(annotation: Annotation, joint_set: JointSet):
-    """Why an annotation cannot become a record: `(reason, detail)`, or None when it is fine."""
-    count = joint_set.num_joints
-    if annotation.keypoints.shape != (count, 2) or annotation.visibility.shape != (count,):
-        return INVALID_RECORD, (
-            f"{annotation.keypoints.shape[0] if annotation.keypoints.ndim else 0} joints, but "
-            f"joint set {joint_set.name!r} has {count}"
-        )
-    if not np.isin(annotation.visibility, (0, 1, 2)).all():
-        return INVALID_RECORD, "visibility values must be 0, 1 or 2"
-    annotated = annotation.visibility > 0
-    if not annotated.any():
-        return NO_ANNOTATED_JOINTS, "no joint is annotated"
-    bad = annotated & ~np.isfinite(annotation.keypoints).all(axis=1)
-    if bad.any():
-        return INVALID_RECORD, f"joint {joint_set.names[int(np.argmax(bad))]!r} is not finite"
-    if not np.isfinite(annotation.center).all():
-        return INVALID_RECORD, "person centre is not finite"
-    if not (np.isfinite(annotation.scale) and annotation.scale > 0):
-        return INVALID_RECORD, f"person scale must be positive, received {annotation.scale}"
-    return None
+    """Why an annotation cannot become a record: `(reason, detail)`, or None when it is fine.
+
+    The rule is `pose_keras.records.person_problem` (the pipeline's); `reason` is the skip
+    reason it is counted under.
+    """
+    problem = records.person_problem(
+        annotation.keypoints, annotation.visibility, annotation.center, annotation.scale, joint_set
+    )
+    if problem is None:
+        return None
+    check, detail = problem
+    return (NO_ANNOTATED_JOINTS if check == records.NO_ANNOTATED_JOINT else INVALID_RECORD), detail
 
 
 @dataclasses.dataclass(frozen=True)
