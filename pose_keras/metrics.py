@@ -64,6 +64,7 @@ import dataclasses
 import numpy as np
 
 from pose_keras.joints import BOX, HEAD_BOX, JointSet
+from pose_keras.records import NO_HEAD_BOX, NOT_ANNOTATED, OCCLUDED, VISIBLE
 from pose_keras.transforms import PIXELS_PER_SCALE
 
 # `util_get_head_size.m`: "SC_BIAS = 0.6; % 0.8*0.75".
@@ -78,8 +79,6 @@ BOX_FRACTION = 0.05
 CURVE_STEP = 0.01
 MEAN = "Mean"
 MEAN_LOW = "Mean@0.1"
-# Visibility codes of the TFRecord schema (pose_keras.records).
-NOT_ANNOTATED, OCCLUDED, VISIBLE = 0, 1, 2
 
 
 def default_threshold(joint_set: JointSet) -> float:
@@ -112,7 +111,7 @@ def head_sizes(head_boxes) -> np.ndarray:
     width = boxes[:, 2] - boxes[:, 0]
     height = boxes[:, 3] - boxes[:, 1]
     sizes = SC_BIAS * np.sqrt(width * width + height * height)
-    absent = (boxes == -1.0).all(axis=1)
+    absent = (boxes == np.asarray(NO_HEAD_BOX)).all(axis=1)
     return np.where(absent, 0.0, sizes)
 
 
@@ -128,7 +127,8 @@ def torso_sizes(keypoints_px, visibility, joint_set: JointSet) -> np.ndarray:
     first, second = joint_set.torso_joints
     difference = keypoints[:, first] - keypoints[:, second]
     sizes = np.sqrt((difference * difference).sum(axis=-1))
-    both = (np.asarray(visibility)[:, first] > 0) & (np.asarray(visibility)[:, second] > 0)
+    visibility = np.asarray(visibility)
+    both = (visibility[:, first] > NOT_ANNOTATED) & (visibility[:, second] > NOT_ANNOTATED)
     return np.where(both, sizes, 0.0)
 
 
@@ -136,6 +136,9 @@ def person_normalizers(
     joint_set: JointSet, keypoints_px, visibility, head_boxes=None, record_normalizers=None
 ) -> np.ndarray:
     """The PCK(h) normaliser of every person, with the record's own value as fallback.
+
+    The one rule (the pipeline's per-person `normalize`, `pipeline.pck_normalizer`, is its
+    TF twin, tested against it).
 
     Head box (MPII): `head_sizes(head_boxes)`. Torso (FLIC, LSP, ...): `torso_sizes`.
     Where that is not available (no head box, torso joints unannotated) the record's

@@ -59,7 +59,7 @@ import tensorflow as tf
 from pose_keras import records
 from pose_keras.config import Config, DataConfig
 from pose_keras.inference import apply_affine, crop_matrix, has_end_marker, warp_image
-from pose_keras.joints import HEAD_BOX, JointSet, get_joint_set
+from pose_keras.joints import HEAD_BOX, TORSO, JointSet, get_joint_set
 from pose_keras.metrics import SC_BIAS
 from pose_keras.records import (  # noqa: F401  (split handling lives in records.py)
     Split,
@@ -502,25 +502,31 @@ def jitter_colors(image, factors):
 
 
 def pck_normalizer(example, joint_set: JointSet):
-    """The PCK(h) normaliser of a person in image px.
+    """The PCK(h) normaliser of one person in image px: the TF twin of
+    `metrics.person_normalizers` (the rule is declared there; tests/test_pipeline.py checks
+    that both give the same numbers on the same records).
 
-    Head box (MPII): SC_BIAS (0.6) x the head box diagonal, as in the official kit; the
-    record's `person/normalize` when the box is absent. Torso (FLIC, LSP, COCO): the
-    distance between `joint_set.torso_joints` when both are annotated, else the record's
-    `person/normalize`.
+    Head box (MPII): `metrics.SC_BIAS` x the head box diagonal, 0 when the box is absent
+    (`records.NO_HEAD_BOX`). Torso (FLIC, LSP, COCO): the distance between
+    `joint_set.torso_joints` when both are annotated, else 0. Person box: 0. Where that is
+    not positive, the record's `person/normalize`.
     """
     fallback = example["record_normalize"]
     if joint_set.normalizer == HEAD_BOX:
         box = example["head_box"]
-        size = box[2:] - box[:2]
-        valid = (size[0] > 0) & (size[1] > 0)
-        return tf.where(valid, SC_BIAS * tf.norm(size), fallback)
-    if joint_set.torso_joints is None:
+        absent = tf.reduce_all(tf.equal(box, tf.constant(records.NO_HEAD_BOX, box.dtype)))
+        size = tf.where(absent, 0.0, SC_BIAS * tf.norm(box[2:] - box[:2]))
+    elif joint_set.normalizer == TORSO and joint_set.torso_joints is not None:
+        first, second = joint_set.torso_joints
+        visibility = example["visibility"]
+        both = (visibility[first] > records.NOT_ANNOTATED) & (
+            visibility[second] > records.NOT_ANNOTATED
+        )
+        distance = tf.norm(example["keypoints"][first] - example["keypoints"][second])
+        size = tf.where(both, distance, 0.0)
+    else:
         return fallback
-    first, second = joint_set.torso_joints
-    both = (example["visibility"][first] > 0) & (example["visibility"][second] > 0)
-    distance = tf.norm(example["keypoints"][first] - example["keypoints"][second])
-    return tf.where(both, distance, fallback)
+    return tf.where(size > 0, size, fallback)
 
 
 # --------------------------------------------------------------------------------------

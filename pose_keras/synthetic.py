@@ -63,13 +63,13 @@ import numpy as np
 
 from pose_keras import records
 from pose_keras.joints import MPII
+from pose_keras.metrics import SC_BIAS
 
 # Bump when the generator's output changes: it keys the cache.
 VERSION = 1
 IMAGE_SIZE = 192
 EXAMPLES_PER_SHARD = 250
 SPLITS = {"train": 0, "val": 1}
-SC_BIAS = 0.6  # MPII: PCKh normaliser = 0.6 x head-box diagonal
 SUBPIXEL_BITS = 4  # cv2 drawing with 1/16 px precision
 SUBPIXEL = 1 << SUBPIXEL_BITS
 
@@ -725,6 +725,7 @@ def render_person(
     keypoints = np.where(inside[:, None], joints_px, 0.0)
 
     head_box = head_box_of_ellipse(*head)
+    # The MPII PCKh normaliser (`metrics.head_sizes`).
     normalize = SC_BIAS * float(np.hypot(*(head_box[2:] - head_box[:2])))
     annotated = joints_px[inside]
     center = (annotated.min(axis=0) + annotated.max(axis=0)) / 2.0 if inside.any() else target

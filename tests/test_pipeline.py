@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pose_keras import pipeline, records, transforms
+from pose_keras import metrics, pipeline, records, transforms
 from pose_keras.config import Config
-from pose_keras.joints import LSP, MPII
+from pose_keras.joints import FLIC, LSP, MPII
 from pose_keras.model import output_names
 
 TINY = [
@@ -499,3 +499,68 @@ def test_parse_record_applies_the_records_person_rule(damage, check):
     }
     problem = pipeline.parse_record(element, MPII.num_joints)["problem"].numpy().decode()
     assert (problem == "") == (check is None), problem
+
+
+def _normalizers_both_ways(joint_set, keypoints, visibility, head_boxes, record_normalizers):
+    """(metrics.person_normalizers, pipeline.pck_normalizer per person) on the same people."""
+    expected = metrics.person_normalizers(
+        joint_set, keypoints, visibility, head_boxes, record_normalizers
+    )
+    people = tf.data.Dataset.from_tensor_slices(
+        {
+            "keypoints": np.asarray(keypoints, np.float32),
+            "visibility": np.asarray(visibility, np.int32),
+            "head_box": np.asarray(head_boxes, np.float32),
+            "record_normalize": np.asarray(record_normalizers, np.float32),
+        }
+    )
+    found = people.map(lambda person: pipeline.pck_normalizer(person, joint_set))
+    return expected, np.concatenate([batch.numpy() for batch in found.batch(1024)])
+
+
+def test_pck_normalizer_gives_the_numbers_of_person_normalizers_on_edge_cases():
+    keypoints = np.zeros((5, 16, 2))
+    keypoints[:, 1] = [3.0, 4.0]
+    visibility = np.full((5, 16), 2)
+    visibility[3, 1] = 0
+    head_boxes = [
+        [10.0, 12.0, 30.0, 40.0],  # a box
+        list(records.NO_HEAD_BOX),  # absent: the record's value
+        [30.0, 40.0, 10.0, 12.0],  # corners swapped: the same diagonal
+        [10.0, 10.0, 10.0, 10.0],  # a point: the record's value
+        [10.0, 12.0, 10.0, 40.0],  # no width: the height
+    ]
+    record_normalizers = [7.0, 8.0, 9.0, 10.0, 11.0]
+    for joint_set in (MPII, LSP):
+        count = joint_set.num_joints
+        expected, found = _normalizers_both_ways(
+            joint_set, keypoints[:, :count], visibility[:, :count], head_boxes, record_normalizers
+        )
+        np.testing.assert_allclose(found, expected, rtol=1e-6)
+    expected, _ = _normalizers_both_ways(
+        MPII, keypoints, visibility, head_boxes, record_normalizers
+    )
+    np.testing.assert_allclose(
+        expected, [0.6 * np.hypot(20, 28), 8, 0.6 * np.hypot(20, 28), 10, 0.6 * 28]
+    )
+
+
+def test_pck_normalizer_gives_the_numbers_of_person_normalizers_on_mpii_and_flic(shared_data):
+    from tfrecords_tools import flic, mpii
+
+    reading = mpii.read_mpii_h5(shared_data / "mpii" / "valid.h5")
+    mpii.attach_gt_valid(reading, mpii.read_gt_valid(shared_data / "mpii" / "gt_valid.mat"))
+    flic_people = flic.read_flic_h5(shared_data / "flic" / "valid.h5").people
+    for joint_set, people in ((MPII, reading.people), (FLIC, flic_people)):
+        expected, found = _normalizers_both_ways(
+            joint_set,
+            [person.keypoints for person in people],
+            [person.visibility for person in people],
+            [
+                records.NO_HEAD_BOX if person.head_box is None else person.head_box
+                for person in people
+            ],
+            [person.normalize for person in people],
+        )
+        assert len(expected) == len(people) > 100 and (expected > 0).all()
+        np.testing.assert_allclose(found, expected, rtol=1e-5)
