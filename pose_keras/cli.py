@@ -89,11 +89,24 @@ class ProgressBar:
         stream: file or None. Default `sys.stderr`.
         enabled: bool. False: silent. Default True.
         width: int. Characters of the bar. Default 30.
+        label: str. What the work is, printed first (`"converting valid.h5: [###...] ..."`).
+            Default "" (none).
+
+    >>> import io
+    >>> stream = io.StringIO()
+    >>> bar = ProgressBar(2, "people", stream, width=4, label="val")
+    >>> bar.update(2)
+    >>> bar.close()
+    >>> stream.getvalue()[:-8]  # then the seconds and a newline
+    '\\rval: [####] 2/2 people'
     """
 
-    def __init__(self, total, unit: str, stream=None, enabled: bool = True, width: int = 30):
+    def __init__(
+        self, total, unit: str, stream=None, enabled: bool = True, width: int = 30, label=""
+    ):
         self.total = total
         self.unit = unit
+        self.label = f"{label}: " if label else ""
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = enabled
         self.width = width
@@ -111,9 +124,9 @@ class ProgressBar:
         if self.total:
             filled = int(self.width * min(self.done, self.total) / self.total)
             bar = "#" * filled + "." * (self.width - filled)
-            line = f"\r[{bar}] {self.done}/{self.total} {self.unit} {elapsed:5.1f}s"
+            line = f"\r{self.label}[{bar}] {self.done}/{self.total} {self.unit} {elapsed:5.1f}s"
         else:
-            line = f"\r{self.done} {self.unit} {elapsed:5.1f}s"
+            line = f"\r{self.label}{self.done} {self.unit} {elapsed:5.1f}s"
         self.stream.write(line)
         self.stream.flush()
 

@@ -62,6 +62,7 @@ import cv2
 import numpy as np
 
 from pose_keras import records
+from pose_keras.cli import ProgressBar
 from pose_keras.joints import MPII
 from pose_keras.metrics import SC_BIAS
 
@@ -787,7 +788,7 @@ def write_split(prefix, count: int, seed: int, split: str, workers: int = 1, pro
         seed: int. Generator seed.
         split: str. "train" or "val" (independent random streams).
         workers: int. Processes (1 = in this process). Output does not depend on it.
-        progress: callable(done, total) or None.
+        progress: `cli.ProgressBar` or None. Updated once per person written.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {list(SPLITS)}, received {split!r}.")
@@ -817,10 +818,10 @@ def write_split(prefix, count: int, seed: int, split: str, workers: int = 1, pro
                 _make_record_job, jobs, chunksize=max(1, min(64, count // (4 * workers)))
             )
         try:
-            for done, record in enumerate(results, start=1):
+            for record in results:
                 writer.write(record)
                 if progress is not None:
-                    progress(done, count)
+                    progress.update()
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
@@ -852,22 +853,6 @@ def _complete(prefix, count) -> bool:
         (manifest.parent / shard["file"]).exists() for shard in data.get("shards", [])
     )
     return data.get("count") == count and shards_present
-
-
-def _print_progress(label):
-    start = time.monotonic()
-    step = {"next": 0.0}
-
-    def report(done, total):
-        fraction = done / total
-        if fraction >= step["next"] or done == total:
-            elapsed = time.monotonic() - start
-            print(
-                f"  {label}: {done}/{total} people ({elapsed:.1f} s)", file=sys.stderr, flush=True
-            )
-            step["next"] = fraction + 0.25
-
-    return report
 
 
 def ensure_synthetic(config, workers: int | None = None, output_dir=None):
@@ -907,14 +892,13 @@ def ensure_synthetic(config, workers: int | None = None, output_dir=None):
         )
         for split in todo:
             split_workers = workers if counts[split] >= 100 else 1
-            write_split(
-                prefixes[split],
-                counts[split],
-                data.synthetic_seed,
-                split,
-                split_workers,
-                _print_progress(split),
-            )
+            bar = ProgressBar(counts[split], "people", label=f"  {split}")
+            try:
+                write_split(
+                    prefixes[split], counts[split], data.synthetic_seed, split, split_workers, bar
+                )
+            finally:
+                bar.close()
         elapsed = time.monotonic() - start
         print(
             f"Synthetic dataset ready: {people} people in {elapsed:.1f} s.",

@@ -108,11 +108,13 @@ def test_progress_writes_one_line(tmp_path):
     import io
 
     stream = io.StringIO()
-    progress = common.Progress(3, "converting x", stream)
+    progress = common.ProgressBar(3, "people", stream, label="converting x")
     for _ in range(3):
         progress.update()
     progress.close()
-    assert stream.getvalue().endswith("converting x: 3/3 people\n")
+    last = stream.getvalue().split("\r")[-1]
+    assert last.startswith("converting x: [") and " 3/3 people " in last
+    assert last.endswith("s\n") and last.count("\n") == 1
 
 
 def test_python_dash_m_entry_points(tmp_path):

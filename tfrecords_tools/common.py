@@ -45,12 +45,12 @@ import collections
 import dataclasses
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 from pose_keras import records
+from pose_keras.cli import ProgressBar
 from pose_keras.joints import JointSet
 from pose_keras.transforms import center_and_scale_from_box
 
@@ -261,31 +261,6 @@ def check_output(output) -> Path:
         raise ConversionError(str(error)) from None
 
 
-class Progress:
-    """A one-line progress counter on a stream (stderr by default), at most 5 updates/s."""
-
-    def __init__(self, total: int, label: str, stream=None, enabled: bool = True):
-        self.total = total
-        self.label = label
-        self.stream = stream if stream is not None else sys.stderr
-        self.enabled = enabled
-        self.done = 0
-        self._last = 0.0
-
-    def update(self, count: int = 1):
-        self.done += count
-        now = time.monotonic()
-        if self.enabled and (now - self._last >= 0.2 or self.done == self.total):
-            self._last = now
-            self.stream.write(f"\r{self.label}: {self.done}/{self.total} people")
-            self.stream.flush()
-
-    def close(self):
-        if self.enabled and self.total:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
 def _person_name(annotation: Annotation) -> str:
     return f"{annotation.image} (person {annotation.person_id})"
 
@@ -416,7 +391,9 @@ def convert(
     # logging does not break the line.
     import tensorflow  # noqa: F401
 
-    bar = Progress(len(people), f"converting {Path(reading.source).name}", stream, progress)
+    bar = ProgressBar(
+        len(people), "people", stream, progress, label=f"converting {Path(reading.source).name}"
+    )
     try:
         with records.ShardedWriter(output, joint_set, dataset, examples_per_shard, extra) as writer:
             for annotation in people:
