@@ -25,6 +25,8 @@ import types
 import typing
 from pathlib import Path
 
+from pose_keras import files
+
 # The supervised scales a depth-4 hourglass offers: deconv outputs at GT/8 ... GT.
 ALLOWED_SCALES = (1, 2, 4, 8)
 DECONV_KINDS = ("transpose", "upsample")
@@ -330,7 +332,7 @@ class Config:
     def to_json(self, path=None) -> str:
         text = json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
         if path is not None:
-            Path(path).write_text(text)
+            files.write_text_atomic(path, text)
         return text
 
     @classmethod

@@ -17,11 +17,10 @@ from __future__ import annotations
 import argparse
 import csv
 import math
-import os
 import sys
 from pathlib import Path
 
-from pose_keras import runs
+from pose_keras import files, runs
 
 CURVES_FILE = "training_curves.png"
 
@@ -139,9 +138,8 @@ def plot_training_curves(run_dir, output=None) -> Path:
     output = Path(output) if output is not None else folder / CURVES_FILE
     figure = training_curves_figure(columns, title=folder.name)
     output.parent.mkdir(parents=True, exist_ok=True)
-    temporary = output.with_name(f".{output.stem}.partial{output.suffix}")
-    figure.savefig(temporary, dpi=100, format="png")
-    os.replace(temporary, output)
+    with files.atomic_path(output) as temporary:
+        figure.savefig(temporary, dpi=100, format="png")
     return output
 
 

@@ -1,6 +1,6 @@
 """Output files: atomic writes and the writability check every command runs before work.
 
-Every file a command writes goes through `atomic_path`: the content is written under a
+Every file a command writes goes through `atomic_path` (a folder: `atomic_dir`): the content is written under a
 temporary name beside the target and renamed over it only when complete, so an
 interrupted or failed write (a kill, a full disk) never leaves a truncated file where a
 good one was, and the temporary file is removed on failure.
@@ -64,6 +64,40 @@ def atomic_path(path):
             else:
                 temporary.unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def atomic_dir(path, overwrite: bool = False):
+    """Yield a temporary folder path to fill; on success it replaces folder `path`.
+
+    The temporary folder (`.<name>.partial-<pid>`, hidden, so a TF Serving base folder or
+    `serving.resolve_version` never takes it for a version) is not created: the writer
+    creates it. On failure it is removed and an existing `path` stays as it was; an
+    existing `path` is replaced only with `overwrite` (otherwise `FileExistsError`).
+
+    >>> import tempfile
+    >>> target = Path(tempfile.mkdtemp()) / "1"
+    >>> with atomic_dir(target) as temporary:
+    ...     temporary.mkdir()
+    ...     _ = (temporary / "saved_model.pb").write_text("complete")
+    >>> sorted(path.name for path in target.parent.iterdir())
+    ['1']
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    old = path.with_name(f".{path.name}.old-{os.getpid()}")
+    shutil.rmtree(temporary, ignore_errors=True)
+    try:
+        yield temporary
+        if path.exists():
+            if not overwrite:
+                raise FileExistsError(f"{path} appeared while it was written; not replaced.")
+            os.replace(path, old)
+        os.replace(temporary, path)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def write_text_atomic(path, text: str) -> None:

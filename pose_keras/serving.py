@@ -44,14 +44,12 @@ PosixPath('export/pose/1')
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 from pathlib import Path
 
 import tensorflow as tf
 
-from pose_keras import inference
+from pose_keras import files, inference
 from pose_keras.inference import GRAPH_REFINEMENTS
 
 SIGNATURE_IMAGES = "serving_default"
@@ -256,24 +254,6 @@ def resolve_version(model_dir: Path, version=None, overwrite=False) -> int:
     return version
 
 
-def _write_atomic_dir(target: Path, write, overwrite: bool):
-    """Run `write(temporary_dir)` beside `target`, then rename it into place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.partial-{os.getpid()}")
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    shutil.rmtree(temporary, ignore_errors=True)
-    try:
-        write(temporary)
-        if target.exists():
-            if not overwrite:
-                raise FileExistsError(f"{target} appeared while exporting; not replaced.")
-            os.replace(target, old)
-        os.replace(temporary, target)
-    finally:
-        shutil.rmtree(temporary, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def build_module(graph: ServingGraph):
     """A trackable holding the model's variables, and the three signatures.
 
@@ -311,7 +291,8 @@ def export_saved_model(graph: ServingGraph, target: Path, source="", overwrite=F
         extra.mkdir(exist_ok=True)
         (extra / METADATA_NAME).write_text(json.dumps(graph.metadata(source), indent=1) + "\n")
 
-    _write_atomic_dir(target, write, overwrite)
+    with files.atomic_dir(target, overwrite) as directory:
+        write(directory)
     return target
 
 
@@ -345,7 +326,8 @@ def export_onnx(graph: ServingGraph, target: Path, source="", overwrite=False) -
         onnx.save(proto, str(path))
         (directory / METADATA_NAME).write_text(json.dumps(graph.metadata(source), indent=1) + "\n")
 
-    _write_atomic_dir(target, write, overwrite)
+    with files.atomic_dir(target, overwrite) as directory:
+        write(directory)
     return target / "model.onnx"
 
 
@@ -363,7 +345,8 @@ def export_tflite(graph: ServingGraph, target: Path, source="", overwrite=False)
         (directory / "model.tflite").write_bytes(converted)
         (directory / METADATA_NAME).write_text(json.dumps(graph.metadata(source), indent=1) + "\n")
 
-    _write_atomic_dir(target, write, overwrite)
+    with files.atomic_dir(target, overwrite) as directory:
+        write(directory)
     return target / "model.tflite"
 
 

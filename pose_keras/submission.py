@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pose_keras import files
 from pose_keras.joints import MPII
 
 SUBMISSION_NAME = "pred_keypoints_mpii.mat"
@@ -191,9 +192,8 @@ def write_submission(path, layout: TestLayout, keypoints_px) -> Path:
 
     path = Path(path)
     pred = submission_annolist(layout, keypoints_px)
-    temporary = path.with_name(path.name + ".tmp.mat")
-    savemat(temporary, {"pred": pred}, format="5", do_compression=True, oned_as="row")
-    os.replace(temporary, path)
+    with files.atomic_path(path) as temporary:
+        savemat(temporary, {"pred": pred}, format="5", do_compression=True, oned_as="row")
     return path
 
 

@@ -366,33 +366,6 @@ def test_command_errors_are_one_line(run_dir, exported, tmp_path, capsys):
         export.main(["--model", str(run_dir), "--refine", "dark"])  # not in the graph
 
 
-def test_writes_are_atomic_and_overwrite_replaces(tmp_path):
-    target = tmp_path / "pose" / "1"
-
-    def write(content):
-        def writer(directory):
-            directory.mkdir(parents=True)
-            (directory / "saved_model.pb").write_text(content)
-
-        return writer
-
-    serving._write_atomic_dir(target, write("first"), overwrite=False)
-    assert serving.resolve_version(target.parent) == 2
-    with pytest.raises(FileExistsError, match="--overwrite"):
-        serving.resolve_version(target.parent, 1)
-
-    def failing(directory):
-        write("partial")(directory)
-        raise RuntimeError("disk full")
-
-    with pytest.raises(RuntimeError):
-        serving._write_atomic_dir(target, failing, overwrite=True)
-    assert (target / "saved_model.pb").read_text() == "first"  # the old version survives
-    serving._write_atomic_dir(target, write("second"), overwrite=True)
-    assert (target / "saved_model.pb").read_text() == "second"
-    assert sorted(path.name for path in target.parent.iterdir()) == ["1"]
-
-
 def test_default_name_comes_from_the_run_directory(run_dir, tmp_path):
     assert serving.default_name(run_dir) == "tiny_run"
     assert serving.default_name(run_dir / "model.keras") == "tiny_run"
