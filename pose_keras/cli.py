@@ -5,6 +5,8 @@ it imports no CLI module and no TensorFlow.
 
 - `add_config_arguments(parser)` and `config_from_arguments(args)`: a config file or a named
   preset, then `section.key=value` overrides (`Config.with_overrides`).
+- `add_inference_arguments(parser, ...)` and `check_inference_arguments(args)`: `--flip`,
+  `--refine`, `--box-scale`, `--batch-size` of `predict`, `evaluate` and `export`.
 - `error_exit(error)`: the command's one-line reason on stderr and its exit code: 2 for bad
   input, 1 for an `OSError` met while writing (a full disk), as docs/reliability.md says.
 - `ProgressBar`: a one-line text progress bar on stderr (stdout stays for results, e.g.
@@ -27,6 +29,7 @@ import time
 
 from pose_keras import files
 from pose_keras.config import Config
+from pose_keras.decode import REFINEMENTS
 
 # Exit codes (docs/reliability.md): bad input, and a write that failed during the work.
 EXIT_BAD_INPUT = 2
@@ -69,6 +72,60 @@ def config_from_arguments(args, default_preset: str = "synthetic") -> Config:
     else:
         config = Config.preset(args.preset or default_preset)
     return config.with_overrides(args.overrides)
+
+
+def add_inference_arguments(
+    parser, batch_size=None, box_scale=True, refinements=REFINEMENTS, in_graph=False
+) -> None:
+    """Add how a model runs on people: `--flip`, `--refine`, `--box-scale`, `--batch-size`.
+
+    Args:
+        parser: an `argparse` parser or argument group.
+        batch_size: int or None. Default of `--batch-size`; None: no such flag.
+        box_scale: bool. Add `--box-scale` (default None: the run's `data.box_scale`).
+        refinements: the `--refine` choices. Default `decode.REFINEMENTS`.
+        in_graph: bool. The help says the flip test and refinement go into an exported
+            graph (`export`). Default False.
+    """
+    parser.add_argument(
+        "--flip",
+        action="store_true",
+        help="Put the flip test in the graph (twice the compute)."
+        if in_graph
+        else "Flip test: average with the mirrored crop.",
+    )
+    parser.add_argument(
+        "--refine",
+        choices=refinements,
+        default="quarter",
+        help="Sub-pixel refinement inside the graph: quarter-pixel shift (default) or none."
+        if in_graph
+        else "Sub-pixel refinement: quarter-pixel shift (default), DARK, or none.",
+    )
+    if batch_size is not None:
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=batch_size,
+            help=f"People per model call (default {batch_size}).",
+        )
+    if box_scale:
+        parser.add_argument(
+            "--box-scale",
+            type=float,
+            default=None,
+            help="Crop side = box's longer side x this (default: the run's data.box_scale, 1.25).",
+        )
+
+
+def check_inference_arguments(args) -> None:
+    """`ValueError` for a `--batch-size` below 1 or a `--box-scale` that is not > 0."""
+    batch_size = getattr(args, "batch_size", None)
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, received {batch_size}.")
+    box_scale = getattr(args, "box_scale", None)
+    if box_scale is not None and not box_scale > 0:
+        raise ValueError(f"--box-scale must be > 0, received {box_scale}.")
 
 
 def error_exit(error: Exception) -> int:

@@ -361,24 +361,13 @@ def build_parser() -> argparse.ArgumentParser:
     model_group.add_argument(
         "--data", help="TFRecord split: a prefix with a manifest or a shard glob."
     )
-    model_group.add_argument(
-        "--flip", action="store_true", help="Flip test: average with the mirrored crop."
-    )
+    cli.add_inference_arguments(model_group, batch_size=32, box_scale=False)
     model_group.add_argument(
         "--flip-shift",
         type=int,
         default=0,
         help="Pixels to shift unflipped heatmaps (0 is exact in pose_keras' frames; the "
         "PyTorch repos use 1). Default 0.",
-    )
-    model_group.add_argument(
-        "--refine",
-        choices=("quarter", "dark", "none"),
-        default="quarter",
-        help="Sub-pixel refinement: quarter-pixel shift (default), DARK, or none.",
-    )
-    model_group.add_argument(
-        "--batch-size", type=int, default=32, help="People per model call (default 32)."
     )
     runs.add_model_arguments(model_group, verb="evaluate")
     file_group = parser.add_argument_group("predictions-file mode")
@@ -451,8 +440,7 @@ def main(argv=None) -> int:
         else:
             if not (args.model and args.data):
                 raise ValueError("--model and --data go together.")
-            if args.batch_size < 1:
-                raise ValueError(f"--batch-size must be >= 1, received {args.batch_size}.")
+            cli.check_inference_arguments(args)
             from pose_keras.inference import predict_split, score_model_predictions
             from pose_keras.records import resolve_split
 

@@ -82,21 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--overwrite", action="store_true", help="Replace an existing version folder."
     )
-    parser.add_argument(
-        "--flip", action="store_true", help="Put the flip test in the graph (twice the compute)."
-    )
-    parser.add_argument(
-        "--refine",
-        choices=GRAPH_REFINEMENTS,
-        default="quarter",
-        help="Sub-pixel refinement inside the graph: quarter-pixel shift (default) or none.",
-    )
-    parser.add_argument(
-        "--box-scale",
-        type=float,
-        default=None,
-        help="Crop side = box's longer side x this (default: the run's data.box_scale, 1.25).",
-    )
+    cli.add_inference_arguments(parser, refinements=GRAPH_REFINEMENTS, in_graph=True)
     parser.add_argument(
         "--heatmaps",
         action="store_true",
@@ -110,8 +96,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     started = time.perf_counter()
     try:
-        if args.box_scale is not None and not args.box_scale > 0:
-            raise ValueError(f"--box-scale must be > 0, received {args.box_scale}.")
+        cli.check_inference_arguments(args)
         if not Path(args.model).exists():
             raise FileNotFoundError(f"Model not found: {args.model}")
         model_dir = Path(args.out) / model_name(args.name, args.model, args.format)

@@ -44,7 +44,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pose_keras import cli, decode, files, runs, tracking
+from pose_keras import cli, files, runs, tracking
 from pose_keras.config import DataConfig
 from pose_keras.draw import draw_people
 from pose_keras.joints import JointSet
@@ -588,24 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--output", default="predictions", help="Output folder (default: predictions)."
     )
-    parser.add_argument(
-        "--flip", action="store_true", help="Flip test: average with the mirrored crop."
-    )
-    parser.add_argument(
-        "--refine",
-        choices=decode.REFINEMENTS,
-        default="quarter",
-        help="Sub-pixel refinement: quarter-pixel shift (default), DARK, or none.",
-    )
-    parser.add_argument(
-        "--batch-size", type=int, default=16, help="People per model call (default 16)."
-    )
-    parser.add_argument(
-        "--box-scale",
-        type=float,
-        default=None,
-        help="Crop side = box's longer side x this (default: the run's data.box_scale, 1.25).",
-    )
+    cli.add_inference_arguments(parser, batch_size=16)
     parser.add_argument(
         "--score-threshold",
         type=float,
@@ -671,12 +654,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
-        if args.batch_size < 1:
-            raise ValueError(f"--batch-size must be >= 1, received {args.batch_size}.")
+        cli.check_inference_arguments(args)
         if args.max_frames is not None and args.max_frames < 1:
             raise ValueError(f"--max-frames must be >= 1, received {args.max_frames}.")
-        if args.box_scale is not None and not args.box_scale > 0:
-            raise ValueError(f"--box-scale must be > 0, received {args.box_scale}.")
         smoothing = None
         if not args.no_smooth:
             smoothing = {
