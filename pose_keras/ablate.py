@@ -50,6 +50,7 @@ from pathlib import Path
 
 from pose_keras import runs
 from pose_keras.config import Config
+from pose_keras.files import read_json
 
 SCALE_SETS = ([1], [1, 2], [1, 2, 4], [1, 2, 4, 8])
 
@@ -251,16 +252,6 @@ def plan_runs(grid: dict, base: Config, overrides, seeds: int, out) -> list[Run]
                 raise ValueError(f"grid cell {name}: {error}") from None
             planned.append(Run(cell, seed, config, run_dir))
     return planned
-
-
-def read_json(path):
-    path = Path(path)
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error}).") from None
 
 
 # --- running ----------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from pose_keras.files import atomic_path, write_json_atomic
+from pose_keras.files import atomic_path, read_json, write_json_atomic
 from pose_keras.joints import HEAD_BOX, JointSet
 
 BEST_INFO_FILE = "best.json"
@@ -76,17 +76,6 @@ def resume_epoch(backup_dir) -> int:
         ) from None
 
 
-def read_metrics(path) -> dict | None:
-    """The content of a `metrics.json`, or None when it does not exist."""
-    path = Path(path)
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error}).") from None
-
-
 def truncate_run_logs(run_dir, epoch: int, metrics_file="metrics.json", log_file="log.csv"):
     """Drop every entry of epoch index >= `epoch` from `metrics.json` and `log.csv`.
 
@@ -94,7 +83,7 @@ def truncate_run_logs(run_dir, epoch: int, metrics_file="metrics.json", log_file
     an epoch interrupted after it was logged but before its backup is not listed twice.
     """
     run_dir = Path(run_dir)
-    metrics = read_metrics(run_dir / metrics_file)
+    metrics = read_json(run_dir / metrics_file)
     if metrics is not None:
         metrics["epochs"] = [entry for entry in metrics.get("epochs", []) if entry["epoch"] < epoch]
         write_json_atomic(run_dir / metrics_file, metrics)
@@ -217,7 +206,7 @@ class ValidationPCK(keras.callbacks.Callback):
         }
 
     def on_train_begin(self, logs=None):
-        existing = read_metrics(self.metrics_path) or {}
+        existing = read_json(self.metrics_path) or {}
         self.metrics = {**existing, **self.header()}
         self.metrics.setdefault("epochs", [])
 
@@ -336,7 +325,7 @@ class BestCheckpoint(keras.callbacks.Callback):
         if self.info_path.exists() and self.path.exists():
             info = json.loads(self.info_path.read_text())
             self.best, self.best_epoch = float(info[self.monitor]), int(info["epoch"])
-        metrics = read_metrics(self.metrics_path) if self.metrics_path else None
+        metrics = read_json(self.metrics_path) if self.metrics_path else None
         if not metrics or not metrics.get("epochs"):
             return
         last = metrics["epochs"][-1]

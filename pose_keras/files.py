@@ -111,6 +111,21 @@ def write_json_atomic(path, data, indent=2) -> None:
     write_text_atomic(path, json.dumps(data, indent=indent) + "\n")
 
 
+def read_json(path):
+    """The content of a JSON file (a run's `metrics.json`, ...), or None when it does not exist.
+
+    Raises:
+        ValueError: the file is not valid JSON (the message names it).
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error}).") from None
+
+
 def check_output_dir(path, what: str = "output folder", free_bytes=DEFAULT_FREE_BYTES) -> None:
     """Check that folder `path` can be created (or exists) and written; create nothing.
 

@@ -568,7 +568,7 @@ def _run(plan: TrainingPlan, extra_callbacks, verbose) -> FitResult:
         shuffle=False,  # the pipeline shuffles; Keras cannot shuffle a tf.data.Dataset
     )
     pose_callbacks.save_model_atomic(model, run_dir / runs.MODEL_FILE)
-    metrics = pose_callbacks.read_metrics(run_dir / runs.METRICS_FILE) or {}
+    metrics = files.read_json(run_dir / runs.METRICS_FILE) or {}
     metrics["seconds_this_call"] = round(time.monotonic() - start, 1)
     pose_callbacks.write_json_atomic(run_dir / runs.METRICS_FILE, metrics)
     best = metrics.get("best", {})
