@@ -159,6 +159,23 @@ def person_normalizers(
     return np.where(sizes > 0, sizes, fallback)
 
 
+def _checked_keypoints(predicted_px, ground_truth_px, annotated):
+    """Predictions and ground truth (N, J, 2) float64 and `annotated` (N, J) bool, checked."""
+    predicted = np.asarray(predicted_px, dtype=np.float64)
+    truth = np.asarray(ground_truth_px, dtype=np.float64)
+    if predicted.shape != truth.shape or predicted.ndim != 3 or predicted.shape[-1] != 2:
+        raise ValueError(
+            f"Predictions {predicted.shape} and ground truth {truth.shape} must both have "
+            "shape (people, joints, 2)."
+        )
+    annotated = np.asarray(annotated, dtype=bool)
+    if annotated.shape != truth.shape[:2]:
+        raise ValueError(
+            f"annotated must have shape {truth.shape[:2]}, received {annotated.shape}."
+        )
+    return predicted, truth, annotated
+
+
 def normalized_distances(predicted_px, ground_truth_px, annotated, normalizers) -> np.ndarray:
     """`||predicted - ground truth|| / normaliser` per person and joint (`getDistPCKh.m`).
 
@@ -173,18 +190,7 @@ def normalized_distances(predicted_px, ground_truth_px, annotated, normalizers) 
         float64 (N, J): NaN where the joint is not scored, +inf where the prediction is
         not finite (a missing prediction is wrong, as in the kit).
     """
-    predicted = np.asarray(predicted_px, dtype=np.float64)
-    truth = np.asarray(ground_truth_px, dtype=np.float64)
-    if predicted.shape != truth.shape or predicted.ndim != 3 or predicted.shape[-1] != 2:
-        raise ValueError(
-            f"Predictions {predicted.shape} and ground truth {truth.shape} must both have "
-            "shape (people, joints, 2)."
-        )
-    annotated = np.asarray(annotated, dtype=bool)
-    if annotated.shape != truth.shape[:2]:
-        raise ValueError(
-            f"annotated must have shape {truth.shape[:2]}, received {annotated.shape}."
-        )
+    predicted, truth, annotated = _checked_keypoints(predicted_px, ground_truth_px, annotated)
     normalizers = np.asarray(normalizers, dtype=np.float64).reshape(-1)
     if normalizers.shape[0] != truth.shape[0]:
         raise ValueError(f"{normalizers.shape[0]} normalisers for {truth.shape[0]} people.")
@@ -315,18 +321,7 @@ def pixel_errors(predicted_px, ground_truth_px, annotated) -> np.ndarray:
     Returns:
         float64 (N, J).
     """
-    predicted = np.asarray(predicted_px, dtype=np.float64)
-    truth = np.asarray(ground_truth_px, dtype=np.float64)
-    if predicted.shape != truth.shape or predicted.ndim != 3 or predicted.shape[-1] != 2:
-        raise ValueError(
-            f"Predictions {predicted.shape} and ground truth {truth.shape} must both have "
-            "shape (people, joints, 2)."
-        )
-    annotated = np.asarray(annotated, dtype=bool)
-    if annotated.shape != truth.shape[:2]:
-        raise ValueError(
-            f"annotated must have shape {truth.shape[:2]}, received {annotated.shape}."
-        )
+    predicted, truth, annotated = _checked_keypoints(predicted_px, ground_truth_px, annotated)
     difference = predicted - truth
     with np.errstate(invalid="ignore"):
         errors = np.sqrt((difference * difference).sum(axis=-1))

@@ -474,3 +474,21 @@ def test_pixel_metrics_uses_the_records_square_box_and_is_json_ready():
     absent = metrics.pixel_metrics(predicted, truth, np.zeros_like(visibility), [0.5, 0.5], MOUSE)
     assert absent["mean_px_error"] is None and absent["pck_box"] is None
     json.dumps(absent, allow_nan=False)
+
+
+def test_pixel_errors_and_normalized_distances_check_shapes_alike_and_keep_their_misses():
+    truth = np.zeros((2, 3, 2))
+    predicted = np.ones((2, 3, 2))
+    predicted[0, 1] = np.nan
+    annotated = np.ones((2, 3), bool)
+    for function, extra in (
+        (metrics.pixel_errors, ()),
+        (metrics.normalized_distances, ([1.0, 1.0],)),
+    ):
+        with pytest.raises(ValueError, match=r"must both have shape \(people, joints, 2\)"):
+            function(predicted[:, :2], truth, annotated, *extra)
+        with pytest.raises(ValueError, match=r"annotated must have shape \(2, 3\)"):
+            function(predicted, truth, annotated[:, :2], *extra)
+    # A missing prediction: no pixel error (NaN), but a wrong joint for PCK (+inf).
+    assert np.isnan(metrics.pixel_errors(predicted, truth, annotated)[0, 1])
+    assert metrics.normalized_distances(predicted, truth, annotated, [1.0, 1.0])[0, 1] == np.inf
