@@ -264,3 +264,120 @@ def get_joint_set(name: str) -> JointSet:
             f"Unknown joint set {name!r}; built-in sets are {sorted(JOINT_SETS)}. A custom "
             "dataset declares its joints in its TFRecord manifest."
         ) from None
+
+
+# --------------------------------------------------------------------------------------
+# Joint sets named by their labels (the DeepLabCut, labelling-tool and COCO converters)
+# --------------------------------------------------------------------------------------
+
+_SIDE_WORDS = (("left", "right"), ("Left", "Right"), ("LEFT", "RIGHT"))
+_SEPARATORS = "_-. "
+
+
+def _counterparts(name: str) -> set:
+    """Names that `name` turns into when left and right trade places."""
+    found = set()
+    for left, right in _SIDE_WORDS:
+        for word, other in ((left, right), (right, left)):
+            if word in name:
+                found.add(name.replace(word, other))
+    # One-letter side tokens only as a whole token: `l_ear`, `ear_l`, `L-paw`, `paw.R`.
+    for left, right in (("l", "r"), ("L", "R")):
+        for letter, other in ((left, right), (right, left)):
+            if len(name) > 2 and name[0] == letter and name[1] in _SEPARATORS:
+                found.add(other + name[1:])
+            if len(name) > 2 and name[-1] == letter and name[-2] in _SEPARATORS:
+                found.add(name[:-1] + other)
+    found.discard(name)
+    return found
+
+
+def flip_pairs_from_names(names) -> tuple:
+    """Left/right joint pairs found from the names alone.
+
+    Two joints pair when one name becomes the other by swapping `left`/`right` (any case:
+    `leftear`/`rightear`, `LeftEar`/`RightEar`, `left_paw`/`right_paw`), or a one-letter
+    side token at the start or end (`l_ear`/`r_ear`, `ear_L`/`ear_R`).
+
+    Raises:
+        ValueError: a joint would be in two pairs (give the pairs explicitly).
+
+    >>> flip_pairs_from_names(["snout", "leftear", "rightear", "tailbase"])
+    ((1, 2),)
+    >>> flip_pairs_from_names(["l_eye", "r_eye", "Nose", "ear_L", "ear_R"])
+    ((0, 1), (3, 4))
+    """
+    names = list(names)
+    index = {name: position for position, name in enumerate(names)}
+    pairs = set()
+    for position, name in enumerate(names):
+        for other in _counterparts(name):
+            if other in index:
+                pairs.add(tuple(sorted((position, index[other]))))
+    used = [joint for pair in pairs for joint in pair]
+    repeated = sorted({joint for joint in used if used.count(joint) > 1})
+    if repeated:
+        raise ValueError(
+            f"joint(s) {[names[j] for j in repeated]} match more than one left/right "
+            "counterpart; give the flip pairs explicitly."
+        )
+    return tuple(sorted(pairs))
+
+
+def parse_flip_pairs(text: str, names) -> tuple:
+    """`"a:b,c:d"` (joint names) -> index pairs; `"none"` or `""` -> no pairs.
+
+    >>> parse_flip_pairs("leftear:rightear", ["snout", "leftear", "rightear"])
+    ((1, 2),)
+    """
+    names = list(names)
+    if text.strip().lower() in ("", "none"):
+        return ()
+    pairs = []
+    for item in text.split(","):
+        parts = [part.strip() for part in item.split(":")]
+        if len(parts) != 2 or not all(parts):
+            raise ValueError(f"flip pair {item!r} is not 'left:right'")
+        for part in parts:
+            if part not in names:
+                raise ValueError(f"flip pair {item!r}: no joint {part!r}; joints are {names}")
+        pairs.append((names.index(parts[0]), names.index(parts[1])))
+    return tuple(pairs)
+
+
+def joint_set_from_names(name, names, limbs=(), flip_pairs=None) -> JointSet:
+    """A `JointSet` for labels found in a project; flip pairs from the names unless given.
+
+    Args:
+        name: str. Joint-set name.
+        names: sequence of str. Joint names in heatmap-channel order.
+        limbs: sequence of (str, str). Joint-name pairs drawn as a skeleton.
+        flip_pairs: str, sequence of (int, int) or None. `"a:b,c:d"` / `"none"`, index
+            pairs, or None to find them with `flip_pairs_from_names`.
+
+    Raises:
+        ValueError: unknown joint in `limbs` or `flip_pairs`, or an invalid joint set.
+    """
+    names = tuple(str(joint) for joint in names)
+    if flip_pairs is None:
+        pairs = flip_pairs_from_names(names)
+    elif isinstance(flip_pairs, str):
+        pairs = parse_flip_pairs(flip_pairs, names)
+    else:
+        pairs = tuple(tuple(int(i) for i in pair) for pair in flip_pairs)
+    limb_indices = []
+    for limb in limbs:
+        if len(limb) != 2:
+            raise ValueError(f"skeleton entry {list(limb)} is not a pair of joint names")
+        unknown = [joint for joint in limb if joint not in names]
+        if unknown:
+            raise ValueError(
+                f"skeleton entry {list(limb)} names unknown joint(s) {unknown}; "
+                f"joints are {list(names)}"
+            )
+        limb_indices.append((names.index(limb[0]), names.index(limb[1])))
+    # No head box or torso on an animal or a custom layout: PCK is scored against the person
+    # box diagonal that the converters store as the record's normaliser.
+    return JointSet(
+        name=str(name), names=names, flip_pairs=pairs, limbs=tuple(limb_indices), normalizer=BOX
+    )

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from pose_keras import files
+from pose_keras.transforms import DEFAULT_BOX_MARGIN, box_around_points
 
 # A joint counts as detected when its score reaches this (predict's default threshold).
 DEFAULT_SCORE_THRESHOLD = 0.2
@@ -283,10 +284,9 @@ def mean_acceleration(keypoints) -> np.ndarray:
 # Tracking
 # --------------------------------------------------------------------------------------
 
-# The next box: the confident keypoints' extent widened by 0.1 x its longer side on every
-# side, the same rule as the training boxes of tfrecords_tools.deeplabcut
-# (`box_from_keypoints`, DEFAULT_BOX_MARGIN), so that crops at inference match training.
-DEFAULT_BOX_MARGIN = 0.1
+# The next box: the confident keypoints' extent widened by DEFAULT_BOX_MARGIN x its longer
+# side on every side (`transforms.box_around_points`), the rule of the training boxes of
+# DeepLabCut and labelling-tool records (`transforms.box_from_keypoints`).
 DEFAULT_MIN_BOX_SIDE = 32.0
 # Lost when fewer than half of the joints are confident, or their mean score is low.
 DEFAULT_MIN_MEAN_SCORE = 0.3
@@ -343,9 +343,8 @@ def next_box(
     ]
     if len(points) == 0:
         return None
-    low, high = points.min(axis=0), points.max(axis=0)
-    pad = margin * float(np.max(high - low))
-    low, high = low - pad, high + pad
+    box = box_around_points(points, margin)
+    low, high = box[:2], box[2:]
     center = (low + high) / 2.0
     half = np.maximum((high - low) / 2.0, min_side / 2.0)
     low, high = center - half, center + half

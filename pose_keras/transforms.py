@@ -138,3 +138,36 @@ def parse_box(values, where: str) -> list:
             f"received {box}."
         )
     return box
+
+
+# The person box of datasets without one (DeepLabCut, labelling tools) and of video
+# tracking (`tracking.next_box`): the points' extent widened by this fraction of its longer
+# side on every side, so that crops at inference match those of training.
+DEFAULT_BOX_MARGIN = 0.1
+
+
+def box_around_points(points, margin=DEFAULT_BOX_MARGIN) -> np.ndarray:
+    """The extent of `points` (K >= 1, 2) widened by `margin` x its longer side on every side.
+
+    >>> box_around_points([[10.0, 20.0], [30.0, 30.0]], 0.1).tolist()
+    [8.0, 18.0, 32.0, 32.0]
+    """
+    points = np.asarray(points, dtype=np.float64)
+    low, high = points.min(axis=0), points.max(axis=0)
+    pad = margin * float(np.max(high - low))
+    return np.array([low[0] - pad, low[1] - pad, high[0] + pad, high[1] + pad])
+
+
+def box_from_keypoints(keypoints, visibility, margin=DEFAULT_BOX_MARGIN):
+    """The labelled parts' extent widened by `margin` x its longer side on every side.
+
+    Returns:
+        (x0, y0, x1, y1) array, or None when fewer than two distinct parts are labelled.
+
+    >>> box_from_keypoints([[10.0, 20.0], [30.0, 30.0]], [2, 2]).tolist()
+    [8.0, 18.0, 32.0, 32.0]
+    """
+    points = np.asarray(keypoints, dtype=np.float64)[np.asarray(visibility) > 0]
+    if len(points) < 2 or not np.ptp(points, axis=0).max() > 0:
+        return None
+    return box_around_points(points, margin)

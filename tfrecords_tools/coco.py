@@ -14,7 +14,7 @@ Conventions:
   Any other keypoint category (CVAT and Label Studio export COCO with their own names, e.g.
   a 4-keypoint "mouse") gets a joint set built from the category: its name, keypoint names
   in order, `skeleton` as limbs (1-based pairs made 0-based), flip pairs found from
-  left/right names (`tfrecords_tools.deeplabcut.flip_pairs_from_names`); the dataset name is
+  left/right names (`pose_keras.joints.flip_pairs_from_names`); the dataset name is
   the category's name. `categories`, `images` and `annotations` entries of the wrong type
   are errors naming the file and the field.
 - Which annotations become people: instances of that category with `iscrowd == 0` and at
@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pose_keras.joints import COCO, JointSet
+from pose_keras.joints import COCO, JointSet, joint_set_from_names
 from pose_keras.transforms import center_and_scale_from_box
 from tfrecords_tools.common import (
     INVALID_RECORD,
@@ -55,7 +55,6 @@ from tfrecords_tools.common import (
     require_file,
     run_command_line,
 )
-from tfrecords_tools.deeplabcut import joint_set_from_names
 
 CROWD = "crowd annotation"
 NO_KEYPOINTS = "no labelled keypoints"

@@ -52,7 +52,11 @@ import numpy as np
 from pose_keras import records
 from pose_keras.cli import ProgressBar
 from pose_keras.joints import JointSet
-from pose_keras.transforms import center_and_scale_from_box
+from pose_keras.transforms import (
+    DEFAULT_BOX_MARGIN,
+    box_from_keypoints,
+    center_and_scale_from_box,
+)
 
 JPEG_SIGNATURE = records.JPEG_MAGIC
 PNG_SIGNATURE = records.PNG_MAGIC
@@ -176,6 +180,56 @@ def center_and_scale_from_joints(keypoints, visibility):
     middle = (low + high) / 2.0
     return center_and_scale_from_box(
         (middle[0] - side / 2, middle[1] - side / 2, middle[0] + side / 2, middle[1] + side / 2)
+    )
+
+
+def annotation_from_points(
+    joint_set: JointSet,
+    points: dict,
+    image: str,
+    person_id: int,
+    record: str,
+    box=None,
+    image_size=None,
+    margin=DEFAULT_BOX_MARGIN,
+):
+    """An `Annotation` from `{joint name: (x, y, visibility)}`, or None without a box.
+
+    Joints of the joint set missing from `points` are unannotated. The person box is `box`
+    when given, else `box_from_keypoints` (None is returned when neither exists, so the
+    caller can apply its own rule).
+
+    Raises:
+        ValueError: a label that is not a joint of the joint set.
+    """
+    unknown = sorted(set(points) - set(joint_set.names))
+    if unknown:
+        raise ValueError(
+            f"label(s) {unknown} are not joints of {joint_set.name!r} {list(joint_set.names)}"
+        )
+    keypoints = np.zeros((joint_set.num_joints, 2))
+    visibility = np.zeros(joint_set.num_joints, dtype=np.int64)
+    for joint, (x, y, flag) in points.items():
+        position = joint_set.index(joint)
+        if flag > 0:
+            keypoints[position] = (x, y)
+            visibility[position] = flag
+    if box is None:
+        box = box_from_keypoints(keypoints, visibility, margin)
+    if box is None:
+        return None
+    center, scale = center_and_scale_from_box(box)
+    return Annotation(
+        image=image,
+        keypoints=keypoints,
+        visibility=visibility,
+        center=center,
+        scale=scale,
+        # The PCK normaliser of box-normalised joint sets (joints.BOX): the box diagonal.
+        normalize=float(np.hypot(box[2] - box[0], box[3] - box[1])),
+        person_id=person_id,
+        record=record,
+        image_size=image_size,
     )
 
 

@@ -21,7 +21,7 @@ Conventions:
   without a `group_id` are one person per image. A label twice in one person is an error.
 - Coordinates: CVAT's canvas frame has the image's top-left corner at (0, 0); 0.5 is
   subtracted to get 0-based pixel centres. The person box is the extent of the labelled
-  points plus the margin (`tfrecords_tools.deeplabcut.box_from_keypoints`).
+  points plus the margin (`pose_keras.transforms.box_from_keypoints`).
 - Image path: the `name` attribute, relative to `--image-root` (CVAT's export zip has the
   images under `images/`). `width`/`height` are checked against the image.
 """

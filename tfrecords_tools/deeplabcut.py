@@ -39,9 +39,10 @@ Conventions of this converter:
   split not written has its files of an earlier run at that prefix removed, so that a later
   `fit` cannot pick up stale records.
 
-The joint-set and person-box helpers here (`flip_pairs_from_names`, `parse_flip_pairs`,
-`joint_set_from_names`, `annotation_from_points`) are shared with the labelling-tool
-converters (`tfrecords_tools.labelstudio`, `.cvat`, `.labelme`).
+The joint-set helpers (`pose_keras.joints.flip_pairs_from_names`, `parse_flip_pairs`,
+`joint_set_from_names`) and the person box (`pose_keras.transforms.box_from_keypoints`,
+`tfrecords_tools.common.annotation_from_points`) are shared with the labelling-tool
+converters (`tfrecords_tools.labelstudio`, `.cvat`, `.labelme`) and COCO.
 """
 
 from __future__ import annotations
@@ -55,210 +56,35 @@ from pathlib import Path
 
 import numpy as np
 
-from pose_keras.joints import BOX, JointSet
-from pose_keras.transforms import PIXELS_PER_SCALE, center_and_scale_from_box
+# flip_pairs_from_names, parse_flip_pairs and box_from_keypoints are also named here, where
+# docs/video.md and the tests first found them.
+from pose_keras.joints import (  # noqa: F401
+    JointSet,
+    flip_pairs_from_names,
+    joint_set_from_names,
+    parse_flip_pairs,
+)
+from pose_keras.transforms import (  # noqa: F401
+    DEFAULT_BOX_MARGIN,
+    PIXELS_PER_SCALE,
+    box_from_keypoints,
+)
 from tfrecords_tools.common import (
     INVALID_RECORD,
     NO_ANNOTATED_JOINTS,
-    Annotation,
     ConversionError,
     Reading,
     add_common_arguments,
+    annotation_from_points,
     convert,
     require_file,
     run_command_line,
 )
 
-DEFAULT_BOX_MARGIN = 0.1
 DEFAULT_VAL_FRACTION = 0.2
 DEFAULT_SEED = 0
 VISIBLE = 2
 FOLDERS_WITHOUT_LABELS = "folders_without_labels"
-
-# --- joint sets named by their labels (shared with the labelling-tool converters) -------
-
-_SIDE_WORDS = (("left", "right"), ("Left", "Right"), ("LEFT", "RIGHT"))
-_SEPARATORS = "_-. "
-
-
-def _counterparts(name: str) -> set:
-    """Names that `name` turns into when left and right trade places."""
-    found = set()
-    for left, right in _SIDE_WORDS:
-        for word, other in ((left, right), (right, left)):
-            if word in name:
-                found.add(name.replace(word, other))
-    # One-letter side tokens only as a whole token: `l_ear`, `ear_l`, `L-paw`, `paw.R`.
-    for left, right in (("l", "r"), ("L", "R")):
-        for letter, other in ((left, right), (right, left)):
-            if len(name) > 2 and name[0] == letter and name[1] in _SEPARATORS:
-                found.add(other + name[1:])
-            if len(name) > 2 and name[-1] == letter and name[-2] in _SEPARATORS:
-                found.add(name[:-1] + other)
-    found.discard(name)
-    return found
-
-
-def flip_pairs_from_names(names) -> tuple:
-    """Left/right joint pairs found from the names alone.
-
-    Two joints pair when one name becomes the other by swapping `left`/`right` (any case:
-    `leftear`/`rightear`, `LeftEar`/`RightEar`, `left_paw`/`right_paw`), or a one-letter
-    side token at the start or end (`l_ear`/`r_ear`, `ear_L`/`ear_R`).
-
-    Raises:
-        ValueError: a joint would be in two pairs (give the pairs explicitly).
-
-    >>> flip_pairs_from_names(["snout", "leftear", "rightear", "tailbase"])
-    ((1, 2),)
-    >>> flip_pairs_from_names(["l_eye", "r_eye", "Nose", "ear_L", "ear_R"])
-    ((0, 1), (3, 4))
-    """
-    names = list(names)
-    index = {name: position for position, name in enumerate(names)}
-    pairs = set()
-    for position, name in enumerate(names):
-        for other in _counterparts(name):
-            if other in index:
-                pairs.add(tuple(sorted((position, index[other]))))
-    used = [joint for pair in pairs for joint in pair]
-    repeated = sorted({joint for joint in used if used.count(joint) > 1})
-    if repeated:
-        raise ValueError(
-            f"joint(s) {[names[j] for j in repeated]} match more than one left/right "
-            "counterpart; give the flip pairs explicitly."
-        )
-    return tuple(sorted(pairs))
-
-
-def parse_flip_pairs(text: str, names) -> tuple:
-    """`"a:b,c:d"` (joint names) -> index pairs; `"none"` or `""` -> no pairs.
-
-    >>> parse_flip_pairs("leftear:rightear", ["snout", "leftear", "rightear"])
-    ((1, 2),)
-    """
-    names = list(names)
-    if text.strip().lower() in ("", "none"):
-        return ()
-    pairs = []
-    for item in text.split(","):
-        parts = [part.strip() for part in item.split(":")]
-        if len(parts) != 2 or not all(parts):
-            raise ValueError(f"flip pair {item!r} is not 'left:right'")
-        for part in parts:
-            if part not in names:
-                raise ValueError(f"flip pair {item!r}: no joint {part!r}; joints are {names}")
-        pairs.append((names.index(parts[0]), names.index(parts[1])))
-    return tuple(pairs)
-
-
-def joint_set_from_names(name, names, limbs=(), flip_pairs=None) -> JointSet:
-    """A `JointSet` for labels found in a project; flip pairs from the names unless given.
-
-    Args:
-        name: str. Joint-set name.
-        names: sequence of str. Joint names in heatmap-channel order.
-        limbs: sequence of (str, str). Joint-name pairs drawn as a skeleton.
-        flip_pairs: str, sequence of (int, int) or None. `"a:b,c:d"` / `"none"`, index
-            pairs, or None to find them with `flip_pairs_from_names`.
-
-    Raises:
-        ValueError: unknown joint in `limbs` or `flip_pairs`, or an invalid joint set.
-    """
-    names = tuple(str(joint) for joint in names)
-    if flip_pairs is None:
-        pairs = flip_pairs_from_names(names)
-    elif isinstance(flip_pairs, str):
-        pairs = parse_flip_pairs(flip_pairs, names)
-    else:
-        pairs = tuple(tuple(int(i) for i in pair) for pair in flip_pairs)
-    limb_indices = []
-    for limb in limbs:
-        if len(limb) != 2:
-            raise ValueError(f"skeleton entry {list(limb)} is not a pair of joint names")
-        unknown = [joint for joint in limb if joint not in names]
-        if unknown:
-            raise ValueError(
-                f"skeleton entry {list(limb)} names unknown joint(s) {unknown}; "
-                f"joints are {list(names)}"
-            )
-        limb_indices.append((names.index(limb[0]), names.index(limb[1])))
-    # No head box or torso on an animal or a custom layout: PCK is scored against the person
-    # box diagonal that the converters store as the record's normaliser.
-    return JointSet(
-        name=str(name), names=names, flip_pairs=pairs, limbs=tuple(limb_indices), normalizer=BOX
-    )
-
-
-def box_from_keypoints(keypoints, visibility, margin=DEFAULT_BOX_MARGIN):
-    """The labelled parts' extent widened by `margin` x its longer side on every side.
-
-    Returns:
-        (x0, y0, x1, y1) array, or None when fewer than two distinct parts are labelled.
-
-    >>> box_from_keypoints([[10.0, 20.0], [30.0, 30.0]], [2, 2]).tolist()
-    [8.0, 18.0, 32.0, 32.0]
-    """
-    points = np.asarray(keypoints, dtype=np.float64)[np.asarray(visibility) > 0]
-    if len(points) < 2:
-        return None
-    low, high = points.min(axis=0), points.max(axis=0)
-    side = float(np.max(high - low))
-    if not side > 0:
-        return None
-    pad = margin * side
-    return np.array([low[0] - pad, low[1] - pad, high[0] + pad, high[1] + pad])
-
-
-def annotation_from_points(
-    joint_set: JointSet,
-    points: dict,
-    image: str,
-    person_id: int,
-    record: str,
-    box=None,
-    image_size=None,
-    margin=DEFAULT_BOX_MARGIN,
-):
-    """An `Annotation` from `{joint name: (x, y, visibility)}`, or None without a box.
-
-    Joints of the joint set missing from `points` are unannotated. The person box is `box`
-    when given, else `box_from_keypoints` (None is returned when neither exists, so the
-    caller can apply its own rule).
-
-    Raises:
-        ValueError: a label that is not a joint of the joint set.
-    """
-    unknown = sorted(set(points) - set(joint_set.names))
-    if unknown:
-        raise ValueError(
-            f"label(s) {unknown} are not joints of {joint_set.name!r} {list(joint_set.names)}"
-        )
-    keypoints = np.zeros((joint_set.num_joints, 2))
-    visibility = np.zeros(joint_set.num_joints, dtype=np.int64)
-    for joint, (x, y, flag) in points.items():
-        position = joint_set.index(joint)
-        if flag > 0:
-            keypoints[position] = (x, y)
-            visibility[position] = flag
-    if box is None:
-        box = box_from_keypoints(keypoints, visibility, margin)
-    if box is None:
-        return None
-    center, scale = center_and_scale_from_box(box)
-    return Annotation(
-        image=image,
-        keypoints=keypoints,
-        visibility=visibility,
-        center=center,
-        scale=scale,
-        # The PCK normaliser of box-normalised joint sets (joints.BOX): the box diagonal.
-        normalize=float(np.hypot(box[2] - box[0], box[3] - box[1])),
-        person_id=person_id,
-        record=record,
-        image_size=image_size,
-    )
-
 
 # Labelling tools (Label Studio, CVAT, labelme) store points in the continuous image frame
 # whose origin is the image's top-left corner, so the centre of pixel (i, j) is at

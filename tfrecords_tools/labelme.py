@@ -13,7 +13,7 @@ Conventions:
   one person per image. A label twice in one person is an error.
 - Person box: a rectangle shape labelled `--box-label` (e.g. `person`) with the person's
   `group_id` (two corner points); otherwise the extent of the labelled points plus the
-  margin (`tfrecords_tools.deeplabcut.box_from_keypoints`).
+  margin (`pose_keras.transforms.box_from_keypoints`).
 - Coordinates: labelme's canvas frame has the image's top-left corner at (0, 0); 0.5 is
   subtracted to get 0-based pixel centres. Visibility 2 (labelme has no visibility flag).
 - Images: the path `imagePath` names, relative to the annotations folder (the CLI's

@@ -25,7 +25,7 @@ Conventions:
   Label Studio puts before uploaded file names); any other URL gives its path without
   the host (`s3://bucket/a/b.jpg` -> `a/b.jpg`). Paths are relative to `--image-root`.
 - Joint set: `--joints FILE`, or the labels in order of first appearance
-  (`tfrecords_tools.deeplabcut.joint_set_from_names`: flip pairs from left/right names).
+  (`pose_keras.joints.joint_set_from_names`: flip pairs from left/right names).
 """
 
 from __future__ import annotations
