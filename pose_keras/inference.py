@@ -720,7 +720,11 @@ def predict_crops(
 
 @dataclasses.dataclass
 class ModelPredictions:
-    """Per-person results of `predict_split`, in record order (image px, 0-based)."""
+    """Per-person results of `predict_split`, in record order (image px, 0-based).
+
+    `require_annotations` is the option the split was read with: False (prediction-only
+    records, e.g. the MPII test split) means there may be no ground truth to score.
+    """
 
     keypoints: np.ndarray  # (N, J, 2) predicted
     scores: np.ndarray  # (N, J)
@@ -730,6 +734,7 @@ class ModelPredictions:
     record_normalizers: np.ndarray  # (N,)
     image_ids: list
     person_ids: np.ndarray
+    require_annotations: bool = True
 
 
 def protocol_joint_set(declared: JointSet) -> JointSet:
@@ -743,9 +748,19 @@ def protocol_joint_set(declared: JointSet) -> JointSet:
 
 
 def score_model_predictions(predictions: ModelPredictions, joint_set: JointSet, threshold=None):
-    """Score `predict_split`'s output by the protocol of `joint_set` (`metrics.Evaluation`)."""
+    """Score `predict_split`'s output by the protocol of `joint_set` (`metrics.Evaluation`).
+
+    Predictions of a split read with `require_annotations=False` are refused: such records
+    need not carry the ground truth a score needs.
+    """
     from pose_keras import metrics
 
+    if not predictions.require_annotations:
+        raise ValueError(
+            "these predictions come from records read with require_annotations=False "
+            "(prediction-only data); scoring needs a split with annotated joints, read "
+            "with the default require_annotations=True."
+        )
     joint_set = protocol_joint_set(joint_set)
     normalizers = metrics.person_normalizers(
         joint_set,
@@ -772,11 +787,14 @@ def predict_split(
     batch_size=32,
     flip_shift_px=0,
     progress=True,
+    require_annotations=True,
 ) -> tuple[ModelPredictions, JointSet]:
     """Run a loaded model (`runs.load_run`) over every person of a TFRecord split.
 
     The crops are the pipeline's (`pipeline.validation_dataset`: one pass in record order,
-    no augmentation); the rest is `predict_crops`.
+    no augmentation); the rest is `predict_crops`. `require_annotations=False` accepts
+    records without an annotated joint (prediction-only data: the MPII test split of
+    `python -m pose_keras.submission`); `score_model_predictions` refuses its result.
 
     Returns:
         (ModelPredictions, the split's joint set).
@@ -801,9 +819,13 @@ def predict_split(
         data=dataclasses.replace(base.data, joints="auto", val_records=str(pattern)),
         train=dataclasses.replace(base.train, batch_size=batch_size),
     )
-    dataset = pipeline.validation_dataset(config, str(pattern), batch_size=batch_size)
+    dataset = pipeline.validation_dataset(
+        config, str(pattern), batch_size=batch_size, require_annotations=require_annotations
+    )
     stage = inference_of(run.model, split.joint_set)
-    collected = {key: [] for key in ModelPredictions.__dataclass_fields__}
+    collected = {
+        key: [] for key in ModelPredictions.__dataclass_fields__ if key != "require_annotations"
+    }
     bar = ProgressBar(split.count, "people", enabled=progress)
     try:
         for images, meta in dataset:
@@ -838,4 +860,7 @@ def predict_split(
         key: (values if key == "image_ids" else np.concatenate(values))
         for key, values in collected.items()
     }
-    return ModelPredictions(**arrays), split.joint_set
+    return (
+        ModelPredictions(**arrays, require_annotations=bool(require_annotations)),
+        split.joint_set,
+    )

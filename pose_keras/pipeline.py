@@ -32,7 +32,9 @@ checked against the manifest's SHA-256 and record count (`data.verify_checksums`
 truncated or corrupt shard is reported with its first unreadable record; with the checks
 off, reading stops at the corrupt record and fails as `Bad input: <shard>: record <index>
 is corrupt or truncated`. Records with undecodable or truncated image bytes (the rule of
-`records.check_image_bytes`), a wrong joint count, no annotated joint, keypoints far outside
+`records.check_image_bytes`), a wrong joint count, no annotated joint (unless the caller
+opts in with `require_annotations=False`: prediction-only data such as the MPII test split,
+never for training or targets), keypoints far outside
 the image (`data.keypoint_margin`), an image above `records.MAX_IMAGE_PIXELS` or a decoded
 size that differs from the recorded one fail with `Bad input: <shard> record <index>:
 <reason>`. Those failures surface as TF errors from the iterator; `describe_data_error`
@@ -191,7 +193,9 @@ def check_shard_end(element):
     return element
 
 
-def parse_record(element, num_joints: int, keypoint_margin: float = 0.1) -> dict:
+def parse_record(
+    element, num_joints: int, keypoint_margin: float = 0.1, require_annotations: bool = True
+) -> dict:
     """Parse one record (schema of `pose_keras.records`) and say what is wrong with it.
 
     Args:
@@ -199,6 +203,8 @@ def parse_record(element, num_joints: int, keypoint_margin: float = 0.1) -> dict
         num_joints: int. Joints the manifest declares.
         keypoint_margin: float. How far (fraction of the image's longer side) annotated
             keypoints may lie outside the image. Default 0.1.
+        require_annotations: bool. False accepts records without an annotated joint
+            (prediction-only data, `records.min_annotated_joints`). Default True.
 
     Returns:
         dict: "encoded", "image_size" (height, width) int32, "image_id", "person_id",
@@ -261,8 +267,11 @@ def parse_record(element, num_joints: int, keypoint_margin: float = 0.1) -> dict
             tf.constant("keypoints/visibility values must be 0, 1 or 2"),
         ),
         (
-            tf.math.count_nonzero(annotated) < records.MIN_ANNOTATED_JOINTS,
-            tf.constant("all joints missing (no annotated joint)"),
+            tf.math.count_nonzero(annotated) < records.min_annotated_joints(require_annotations),
+            tf.constant(
+                "all joints missing (no annotated joint; prediction-only records such as "
+                "the MPII test split are read with require_annotations=False)"
+            ),
         ),
         (
             ~tf.reduce_all(tf.math.is_finite(annotated_xy)),
@@ -602,12 +611,19 @@ def _problem_kind(problem: str) -> str:
     return "bad record"
 
 
-def scan_records(pattern, joint_set: JointSet | None = None, keypoint_margin=0.1, decode=True):
+def scan_records(
+    pattern,
+    joint_set: JointSet | None = None,
+    keypoint_margin=0.1,
+    decode=True,
+    require_annotations=True,
+):
     """Read every record of a split in Python and list the bad ones.
 
-    The same checks as the pipeline (`parse_record`), plus a real decode of every image
-    (`decode=True`), so corrupt image data that still ends with its end marker is found
-    too. `data.skip_bad_records` runs it before training; it also checks converted data.
+    The same checks as the pipeline (`parse_record`, with the same `require_annotations`),
+    plus a real decode of every image (`decode=True`), so corrupt image data that still
+    ends with its end marker is found too. `data.skip_bad_records` runs it before
+    training; it also checks converted data.
 
     Returns:
         ScanReport.
@@ -622,6 +638,7 @@ def scan_records(pattern, joint_set: JointSet | None = None, keypoint_margin=0.1
             {"serialized": serialized, "source": source, "record_index": index},
             num_joints,
             keypoint_margin,
+            require_annotations,
         )
         return example["problem"], example["encoded"], example["image_size"]
 
@@ -666,12 +683,19 @@ def _default_pattern(config: Config, training: bool) -> str:
     return str(train_prefix if training else val_prefix)
 
 
-def _good_records(config: Config, split: Split, training: bool, seed: int):
+def _good_records(
+    config: Config, split: Split, training: bool, seed: int, require_annotations: bool = True
+):
     """Stages 1-3: records that passed the checks (or fail with a named error)."""
     data = config.data
     num_joints = split.joint_set.num_joints
     if data.skip_bad_records:
-        report = scan_records(split.pattern, split.joint_set, data.keypoint_margin)
+        report = scan_records(
+            split.pattern,
+            split.joint_set,
+            data.keypoint_margin,
+            require_annotations=require_annotations,
+        )
         if report.skipped:
             LOGGER.warning("%s: %s", split.pattern, report.summary())
         take = [report.readable.get(path, 0) for path in split.paths]
@@ -690,7 +714,9 @@ def _good_records(config: Config, split: Split, training: bool, seed: int):
     if training and buffer > 1:
         dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.map(
-        lambda element: parse_record(element, num_joints, data.keypoint_margin),
+        lambda element: parse_record(
+            element, num_joints, data.keypoint_margin, require_annotations
+        ),
         num_parallel_calls=AUTOTUNE,
     )
     if bad_keys:
@@ -714,7 +740,11 @@ def _good_records(config: Config, split: Split, training: bool, seed: int):
 
 
 def prepared_examples(
-    config: Config, pattern: str | None = None, training: bool = True, seed: int | None = None
+    config: Config,
+    pattern: str | None = None,
+    training: bool = True,
+    seed: int | None = None,
+    require_annotations: bool = True,
 ) -> tf.data.Dataset:
     """Unbatched person crops with their keypoints (what `show` draws).
 
@@ -725,6 +755,8 @@ def prepared_examples(
         training: bool. Shuffled, repeated, augmented (True) or one pass in record order
             without augmentation (False). Default True.
         seed: int or None. Seed of shuffling and augmentation; None = `train.seed`.
+        require_annotations: bool. False lets records without an annotated joint through
+            (prediction only: not with `training=True`). Default True.
 
     Returns:
         tf.data.Dataset of dicts: "image" (S, S, 3) float32 RGB in [0, 255],
@@ -732,6 +764,11 @@ def prepared_examples(
         -> input px, and the person's meta: "keypoints" (J, 2) image px, "head_box",
         "normalize", "center", "scale", "person_id", "image_id", "image_size".
     """
+    if training and not require_annotations:
+        raise ValueError(
+            "require_annotations=False is for prediction only: training needs records with "
+            "annotated joints."
+        )
     pattern = pattern or _default_pattern(config, training)
     split = resolve_split(pattern)
     joint_set = resolve_joint_set(config, split)
@@ -740,7 +777,7 @@ def prepared_examples(
     input_size = config.model.input_size
     flip_index = joint_set.flip_index
 
-    dataset = _good_records(config, split, training, seed).enumerate()
+    dataset = _good_records(config, split, training, seed, require_annotations).enumerate()
 
     def prepare(position, example):
         example = load_person(example)
@@ -837,6 +874,7 @@ def validation_dataset(
     pattern: str | None = None,
     batch_size: int | None = None,
     with_targets: bool = False,
+    require_annotations: bool = True,
 ):
     """One pass over a split in record order, without augmentation; no person dropped.
 
@@ -846,6 +884,9 @@ def validation_dataset(
         batch_size: int or None. None = `train.batch_size`. The last batch may be smaller.
         with_targets: bool. Yield `(images, targets, weights)` like `training_dataset`
             (for a Keras validation loss) instead of `(images, meta)`. Default False.
+        require_annotations: bool. False accepts records without an annotated joint, for
+            prediction only (`inference.predict_split`, the MPII test submission); not with
+            `with_targets`, which needs labels. Default True.
 
     Returns:
         tf.data.Dataset of `(images, meta)`: images float32 (B, S, S, 3); meta a dict of
@@ -856,7 +897,14 @@ def validation_dataset(
         "scale" (B,), "person_id" (B,) int64, "image_id" (B,) string, "image_size" (B, 2)
         (height, width).
     """
-    examples = prepared_examples(config, pattern, training=False)
+    if with_targets and not require_annotations:
+        raise ValueError(
+            "require_annotations=False is for prediction only: targets need records with "
+            "annotated joints."
+        )
+    examples = prepared_examples(
+        config, pattern, training=False, require_annotations=require_annotations
+    )
     if with_targets:
         return _to_model_batches(examples, config, drop_remainder=False, batch_size=batch_size)
 

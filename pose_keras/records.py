@@ -82,7 +82,10 @@ NO_HEAD_BOX = (-1.0, -1.0, -1.0, -1.0)
 # checks that the two agree on the same people). The rule: the joint set's joint count,
 # visibility values in `VISIBILITY_VALUES`, at least `MIN_ANNOTATED_JOINTS` annotated joints,
 # finite annotated keypoints (a joint that is not annotated is not looked at), a finite
-# centre and a finite, positive scale.
+# centre and a finite, positive scale. Prediction-only data (the unlabelled MPII test split
+# that `python -m pose_keras.submission` predicts) opts out of the joint count with
+# `require_annotations=False`, in both twins (`min_annotated_joints`); training and scoring
+# never do.
 MIN_ANNOTATED_JOINTS = 1
 # The checks of `person_problem`, in the order they are made (the first failing one is named).
 JOINT_COUNT = "joint count"
@@ -165,16 +168,28 @@ class PersonRecord:
         return f"{self.dataset} image {self.image_id!r} person {self.person_id}"
 
 
-def person_problem(keypoints, visibility, center, scale, joint_set: JointSet):
+def min_annotated_joints(require_annotations: bool = True) -> int:
+    """Annotated joints a valid person needs: `MIN_ANNOTATED_JOINTS`, or 0 for
+    prediction-only data (`require_annotations=False`)."""
+    return MIN_ANNOTATED_JOINTS if require_annotations else 0
+
+
+def person_problem(
+    keypoints, visibility, center, scale, joint_set: JointSet, require_annotations: bool = True
+):
     """Why a person is not valid input: `(check, detail)`, or None when it is.
 
     `check` is one of `JOINT_COUNT`, `BAD_VISIBILITY`, `NO_ANNOTATED_JOINT`,
     `NON_FINITE_KEYPOINT`, `NON_FINITE_CENTER`, `BAD_SCALE` (the first that fails);
-    `detail` says what was received.
+    `detail` says what was received. With `require_annotations=False` (prediction-only
+    data, e.g. the MPII test split) a person without an annotated joint is valid; every
+    other check still applies.
 
     >>> from pose_keras.joints import FLIC
     >>> person_problem(np.ones((11, 2)), np.zeros(11), (5.0, 5.0), 1.0, FLIC)
     ('no annotated joint', 'no joint is annotated')
+    >>> person_problem(np.ones((11, 2)), np.zeros(11), (5.0, 5.0), 1.0, FLIC, False) is None
+    True
     """
     keypoints = np.asarray(keypoints, dtype=np.float64)
     visibility = np.asarray(visibility)
@@ -187,7 +202,7 @@ def person_problem(keypoints, visibility, center, scale, joint_set: JointSet):
     if not np.isin(visibility, VISIBILITY_VALUES).all():
         return BAD_VISIBILITY, "visibility values must be 0, 1 or 2"
     annotated = visibility > NOT_ANNOTATED
-    if annotated.sum() < MIN_ANNOTATED_JOINTS:
+    if annotated.sum() < min_annotated_joints(require_annotations):
         return NO_ANNOTATED_JOINT, "no joint is annotated"
     bad = annotated & ~np.isfinite(keypoints).all(axis=1)
     if bad.any():

@@ -486,19 +486,43 @@ def _damaged(field, value):
         (_damaged("keypoints", np.full((14, 2), 20.0, np.float32)), records.JOINT_COUNT),
     ],
 )
-def test_parse_record_applies_the_records_person_rule(damage, check):
+@pytest.mark.parametrize("require_annotations", [True, False])
+def test_parse_record_applies_the_records_person_rule(damage, check, require_annotations):
+    if not require_annotations and check == records.NO_ANNOTATED_JOINT:
+        check = None  # prediction-only data: a person without annotated joints is valid
     record = person(0)
     damage(record)
     assert (records.person_problem(
-        record.keypoints, record.visibility, record.center, record.scale, MPII
+        record.keypoints, record.visibility, record.center, record.scale, MPII,
+        require_annotations,
     ) or (None,))[0] == check  # fmt: skip
     element = {
         "serialized": tf.constant(records.serialize_person(record)),
         "source": tf.constant("shard"),
         "record_index": tf.constant(0, tf.int64),
     }
-    problem = pipeline.parse_record(element, MPII.num_joints)["problem"].numpy().decode()
+    parsed = pipeline.parse_record(
+        element, MPII.num_joints, require_annotations=require_annotations
+    )
+    problem = parsed["problem"].numpy().decode()
     assert (problem == "") == (check is None), problem
+
+
+def test_unlabelled_records_are_accepted_for_prediction_only(tmp_path):
+    unlabelled = [person(index, visibility=np.zeros(16, np.int64)) for index in range(3)]
+    prefix = write(tmp_path / "unlabelled", unlabelled)
+    config = tiny_config()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="record 0: all joints missing"):
+        next(iter(pipeline.validation_dataset(config, prefix)))
+    batches = list(pipeline.validation_dataset(config, prefix, 2, require_annotations=False))
+    assert [int(images.shape[0]) for images, _ in batches] == [2, 1]
+    np.testing.assert_array_equal(batches[0][1]["visibility"], 0)
+    report = pipeline.scan_records(prefix, require_annotations=False)
+    assert not report.bad and pipeline.scan_records(prefix).counts() == {"all joints missing": 3}
+    with pytest.raises(ValueError, match="for prediction only: training"):
+        pipeline.prepared_examples(config, prefix, training=True, require_annotations=False)
+    with pytest.raises(ValueError, match="for prediction only: targets"):
+        pipeline.validation_dataset(config, prefix, with_targets=True, require_annotations=False)
 
 
 def _normalizers_both_ways(joint_set, keypoints, visibility, head_boxes, record_normalizers):

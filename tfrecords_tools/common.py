@@ -22,7 +22,8 @@ Bad input policy (shared by all CLIs):
 
 - A missing image is an error naming the image (before anything is written), unless
   `--skip-missing-images`: then those people are skipped and counted.
-- An undecodable image, a person with no annotated joint, a record whose joint count or
+- An undecodable image, a person with no annotated joint (except in a prediction-only
+  reading, `Reading.require_annotations=False`), a record whose joint count or
   values are wrong, or an image whose size differs from the one the source declares is an
   error naming the file and record, unless `--skip-invalid`: then it is skipped and counted
   under its reason.
@@ -126,6 +127,9 @@ class Reading:
         details: dict. Extra JSON-ready manifest fields (conventions applied, split rule).
         joint_set: JointSet or None. The joint set the source itself declares (a COCO
             keypoint category), None when the caller chooses it.
+        require_annotations: bool. False for a prediction-only source (the MPII test
+            split): its people need no annotated joint (`records.person_problem`), and the
+            manifest records `"require_annotations": false`. Default True.
     """
 
     source: str
@@ -134,6 +138,7 @@ class Reading:
     skipped: dict = dataclasses.field(default_factory=dict)
     details: dict = dataclasses.field(default_factory=dict)
     joint_set: JointSet | None = None
+    require_annotations: bool = True
 
     def reject(self, reason: str, name: str, message: str, skip: bool):
         """Raise `ConversionError(message)`, or count `name` under `reason` when `skip`."""
@@ -233,14 +238,21 @@ def annotation_from_points(
     )
 
 
-def annotation_problem(annotation: Annotation, joint_set: JointSet):
+def annotation_problem(
+    annotation: Annotation, joint_set: JointSet, require_annotations: bool = True
+):
     """Why an annotation cannot become a record: `(reason, detail)`, or None when it is fine.
 
-    The rule is `pose_keras.records.person_problem` (the pipeline's); `reason` is the skip
-    reason it is counted under.
+    The rule is `pose_keras.records.person_problem` (the pipeline's), with its
+    `require_annotations` option; `reason` is the skip reason it is counted under.
     """
     problem = records.person_problem(
-        annotation.keypoints, annotation.visibility, annotation.center, annotation.scale, joint_set
+        annotation.keypoints,
+        annotation.visibility,
+        annotation.center,
+        annotation.scale,
+        joint_set,
+        require_annotations,
     )
     if problem is None:
         return None
@@ -344,7 +356,7 @@ def _people_to_write(
     common failures happen before anything is written."""
     people = []
     for annotation in reading.people:
-        problem = annotation_problem(annotation, joint_set)
+        problem = annotation_problem(annotation, joint_set, reading.require_annotations)
         if problem is None:
             people.append(annotation)
             continue
@@ -438,6 +450,8 @@ def convert(
         "image_root": str(image_root),
         **reading.details,
     }
+    if not reading.require_annotations:
+        extra["require_annotations"] = False  # prediction-only: no joint is annotated
     joints_outside = 0
     people_outside = 0
     cache = collections.OrderedDict()
