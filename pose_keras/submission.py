@@ -26,13 +26,15 @@ Examples:
         --release mpii_human_pose_v1_u12_1.mat --output pred_keypoints_mpii.mat --flip
 
 The test records must hold one person per single-person rectangle of the test images, in
-`TestLayout.people()` order, with `person/id` = that index and `image/id` = the image name.
+`TestLayout.people()` order, with `person/id` = that index and `image/id` = the image name:
+what `python -m tfrecords_tools.mpii mpii_human_pose_v1_u12_1.mat --split test` writes.
+They have no annotated joint, so they are read with `require_annotations=False`
+(`inference.predict_split`), the opt-in for prediction-only data.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -42,96 +44,14 @@ import numpy as np
 from pose_keras import files
 from pose_keras.joints import MPII
 
+# The release reader owns the kit's walk over the test images (the converter's test split
+# follows the same order); re-exported here for the submission's callers.
+from tfrecords_tools.mpii import TestLayout, read_test_layout
+
 SUBMISSION_NAME = "pred_keypoints_mpii.mat"
 POINT_DTYPE = [("x", object), ("y", object), ("id", object)]
 RECT_DTYPE = [("objpos", object), ("annopoints", object)]
 IMAGE_DTYPE = [("image", object), ("annorect", object)]
-
-
-@dataclasses.dataclass
-class TestLayout:
-    """The MPII test images as the evaluation kit walks them.
-
-    Attributes:
-        image_names: list of str. `RELEASE.annolist(img_train == 0).image.name`, in order.
-        objpos_one_based: list of lists. Per test image, per annorect, the rectangle's
-            `objpos` (x, y) in MATLAB 1-based px, or None when it has none.
-        single_person: list of tuples. Per test image, the 0-based annorect indices listed
-            in `RELEASE.single_person` (the kit's list is 1-based).
-        source: str. The release file read.
-    """
-
-    image_names: list
-    objpos_one_based: list
-    single_person: list
-    source: str = ""
-
-    def people(self) -> list[tuple[int, int]]:
-        """(test image index, 0-based annorect index) of every scored person, in the kit's
-        flattening order: image order, then rectangle order."""
-        return [
-            (image, rect)
-            for image, rects in enumerate(self.single_person)
-            for rect in sorted(rects)
-            if self.objpos_one_based[image][rect] is not None
-        ]
-
-
-def read_test_layout(path) -> TestLayout:
-    """Read the test-image layout from the official release `mpii_human_pose_v1_u12_1.mat`.
-
-    Raises:
-        ValueError: not the release file, or fields missing (the message names them).
-    """
-    from scipy.io import loadmat
-
-    # The release's MATLAB-struct helpers (empty fields, 1-element squeezing) live with
-    # its converter.
-    from tfrecords_tools.mpii import _field, _items, _number
-
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"MPII release file not found: {path}")
-    try:
-        data = loadmat(path, squeeze_me=True, struct_as_record=False)
-    except Exception as error:  # scipy raises several types for non-.mat input
-        raise ValueError(f"{path}: not a MATLAB file ({error}).") from None
-    release = data.get("RELEASE")
-    if release is None:
-        raise ValueError(f"{path}: no 'RELEASE' struct (is it mpii_human_pose_v1_u12_1.mat?).")
-    annolist = _items(_field(release, "annolist"))
-    img_train = np.atleast_1d(np.asarray(_field(release, "img_train"))).astype(np.int64)
-    single_person = _field(release, "single_person")
-    if single_person is None:
-        raise ValueError(f"{path}: RELEASE has no 'single_person' field.")
-    single_person = list(np.atleast_1d(np.asarray(single_person, dtype=object)))
-    if not annolist or img_train.shape != (len(annolist),) or len(single_person) != len(annolist):
-        raise ValueError(
-            f"{path}: RELEASE.annolist has {len(annolist)} images, img_train "
-            f"{img_train.size} and single_person {len(single_person)} entries; they must agree."
-        )
-    layout = TestLayout(image_names=[], objpos_one_based=[], single_person=[], source=str(path))
-    for index in np.flatnonzero(img_train == 0):
-        entry = annolist[index]
-        layout.image_names.append(str(_field(_field(entry, "image"), "name")))
-        positions = []
-        for rect in _items(_field(entry, "annorect")):
-            objpos = _field(rect, "objpos")
-            if objpos is None or not hasattr(objpos, "_fieldnames"):
-                positions.append(None)
-                continue
-            positions.append((_number(objpos.x), _number(objpos.y)))
-        layout.objpos_one_based.append(positions)
-        listed = np.atleast_1d(np.asarray(single_person[index], dtype=float)).ravel()
-        rects = tuple(int(value) - 1 for value in listed if np.isfinite(value))
-        bad = [rect + 1 for rect in rects if not 0 <= rect < len(positions)]
-        if bad:
-            raise ValueError(
-                f"{path}: annolist {index + 1} ({layout.image_names[-1]}): single_person lists "
-                f"rectangle(s) {bad} but the image has {len(positions)}."
-            )
-        layout.single_person.append(rects)
-    return layout
 
 
 def _struct_array(dtype, rows) -> np.ndarray:
@@ -268,7 +188,13 @@ def main(argv=None) -> int:
         run = load_run(args.model)
         if run.joint_set.names != MPII.names:
             raise ValueError(f"{args.model}: the model predicts {run.joint_set.name!r}, not MPII.")
-        predictions, _ = predict_split(run, args.data, flip=args.flip, batch_size=args.batch_size)
+        predictions, _ = predict_split(
+            run,
+            args.data,
+            flip=args.flip,
+            batch_size=args.batch_size,
+            require_annotations=False,
+        )
         keypoints = order_predictions(
             layout, predictions.keypoints, predictions.image_ids, predictions.person_ids
         )

@@ -396,3 +396,111 @@ def test_wrong_files_give_clear_errors(mpii_dir, tmp_path):
         mpii.read_mpii_json(broken)
     reading = mpii.read_mpii_json(broken, skip_invalid=True)
     assert len(reading.people) == 4 and reading.skipped == {"invalid record": ["entry 3"]}
+
+
+# --- official release .mat: the test split (reconstructed) --------------------------------
+
+
+def _test_release(folder, json_people):
+    """A release with three test images holding the real people 0-2 of the HRNet JSON as
+    single-person rectangles (objpos and scale as in the release, no points), a group
+    member that is not listed, a test image without rectangles, a listed rectangle without
+    a scale, and a training image; single_person as a cell array of 1-based indices."""
+
+    def person(column):
+        entry = json_people[column]
+        return {
+            "scale": entry["scale"],
+            "objpos": {"x": entry["center"][0], "y": entry["center"][1]},
+        }
+
+    images = [  # (name, img_train, annorects, single_person)
+        ("filler000.jpg", 1, [person(3)], np.array([1.0])),
+        (FIRST_FIVE[0], 0, [person(0)], np.array([1.0])),
+        (FIRST_FIVE[1], 0, [{"scale": 1.0, "objpos": {"x": 10.0, "y": 10.0}}, person(1)], 2.0),
+        ("no_people.jpg", 0, [], np.zeros((0, 0))),
+        (FIRST_FIVE[2], 0, [person(2), {"objpos": {"x": 400.0, "y": 90.0}}], np.array([[1.0], [2.0]])),
+    ]  # fmt: skip
+    single_person = np.empty((len(images), 1), dtype=object)
+    for index, (*_, listed) in enumerate(images):
+        single_person[index, 0] = listed
+    annolist = _struct_array(
+        [
+            {"image": {"name": name}, "annorect": _struct_array(rects, RECT_FIELDS)}
+            for name, _, rects, _ in images
+        ],
+        ["image", "annorect"],
+    )
+    release = {
+        "annolist": annolist,
+        "img_train": np.array([[train for _, train, _, _ in images]], dtype=np.uint8),
+        "single_person": single_person,
+    }
+    path = folder / "test_release.mat"
+    savemat(path, {"RELEASE": release})
+    return path
+
+
+def test_release_mat_test_split_is_the_kits_single_people_without_joints(
+    mpii_dir, h5_reading, tmp_path
+):
+    from pose_keras.submission import order_predictions, read_test_layout
+
+    json_people = json.loads((mpii_dir / "mmpose_test_mpii.json").read_text())
+    path = _test_release(tmp_path, json_people)
+    loaded = loadmat(path, squeeze_me=True, struct_as_record=False)["RELEASE"]
+    assert list(np.atleast_1d(loaded.img_train)) == [1, 0, 0, 0, 0]  # read back as written
+    with pytest.raises(
+        ConversionError, match=r"annolist 4, annorect 1 .*rectangle 2 has scale None"
+    ):
+        mpii.read_mpii_mat(path, split="test")
+    reading = mpii.read_mpii_mat(path, split="test", skip_invalid=True)
+    assert not reading.require_annotations
+    assert [person.image for person in reading.people] == FIRST_FIVE[:3]
+    assert [person.record for person in reading.people] == [
+        "annolist 1, annorect 0", "annolist 2, annorect 1", "annolist 4, annorect 0",
+    ]  # fmt: skip
+    for column, person in enumerate(reading.people):
+        # The crop of the annotated splits: valid.h5's centre and scale for the same people.
+        np.testing.assert_allclose(person.center, h5_reading.people[column].center, atol=1e-5)
+        np.testing.assert_allclose(person.scale, h5_reading.people[column].scale, rtol=1e-6)
+        assert person.person_id == column and person.head_box is None
+        np.testing.assert_array_equal(person.visibility, 0)
+        np.testing.assert_array_equal(person.keypoints, 0.0)
+    # By hand, JSON person 0: center (966, 340), scale 4.718488 -> (965, 340 + 15 s - 1).
+    np.testing.assert_allclose(reading.people[0].center, [965.0, 339.0 + 15 * 4.718488])
+
+    prefix = tmp_path / "records" / "mpii_test"
+    status = mpii.main(
+        [
+            str(path), "--split", "test", "--image-root", str(mpii_dir / "images"),
+            "--output", str(prefix), "--skip-invalid", "--no-progress",
+        ]
+    )  # fmt: skip
+    assert status == 0
+    manifest = records.read_manifest(prefix)
+    assert manifest["split"] == "test" and manifest["require_annotations"] is False
+    assert manifest["skipped"]["invalid record"]["count"] == 1
+    people = list(records.read_people(prefix))
+    assert [(p.image_id, p.person_id) for p in people] == list(
+        zip(FIRST_FIVE[:3], range(3), strict=True)
+    )
+    assert all((p.visibility == 0).all() for p in people)
+    np.testing.assert_array_equal(people[0].head_box, records.NO_HEAD_BOX)
+    # person/id is the index in the submission's order; the skipped rectangle is named there.
+    layout = read_test_layout(path)
+    with pytest.raises(ValueError, match=f"1 of 4 .* rectangle 2 of '{FIRST_FIVE[2]}'"):
+        order_predictions(
+            layout,
+            np.zeros((3, 16, 2)),
+            [p.image_id for p in people],
+            [p.person_id for p in people],
+        )
+
+
+def test_test_split_options_that_do_not_apply_are_named(mpii_dir, tmp_path):
+    with pytest.raises(ConversionError, match="--split test reads the official release .mat"):
+        mpii.read_mpii(mpii_dir / "valid.h5", split="test")
+    path = _test_release(tmp_path, json.loads((mpii_dir / "mmpose_test_mpii.json").read_text()))
+    with pytest.raises(ConversionError, match="not test"):
+        mpii.read_mpii_mat(path, split="test", split_from=mpii_dir / "valid.h5")

@@ -149,12 +149,6 @@ def test_a_file_that_is_not_the_release_is_named(tmp_path):
         submission.read_test_layout(tmp_path / "missing.mat")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pose_keras.pipeline rejects records without an annotated joint ('all joints "
-    "missing'), and an unlabelled test split is exactly that: the prediction path needs an "
-    "option to accept them (and tfrecords_tools.mpii a test split). Remove this mark then.",
-)
 def test_command_predicts_test_records_into_the_submission(
     shared_data, tiny_model_path, tmp_path, capsys
 ):
@@ -225,9 +219,24 @@ def test_command_predicts_test_records_into_the_submission(
     assert submission.main(arguments) == 0, capsys.readouterr().err
     assert "3 people on 3 test images" in capsys.readouterr().out
 
-    expected, _ = predict_split(load_run(tiny_model_path), str(prefix), progress=False)
+    expected, _ = predict_split(
+        load_run(tiny_model_path), str(prefix), progress=False, require_annotations=False
+    )
     by_person = expected.keypoints[np.argsort(expected.person_ids)]
     layout = submission.read_test_layout(release)
     pred = loadmat(output, squeeze_me=True, struct_as_record=False)["pred"]
     np.testing.assert_allclose(kit_matrix(pred, layout), by_person + 1.0, atol=1e-6)
     assert layout.image_names == [name for name, *_ in images]
+
+    # The opt-in is the submission's alone: scoring refuses unlabelled records and their
+    # predictions.
+    from pose_keras import evaluate
+    from pose_keras.inference import score_model_predictions
+
+    with pytest.raises(ValueError, match="record 0: all joints missing"):
+        predict_split(load_run(tiny_model_path), str(prefix), progress=False)
+    with pytest.raises(ValueError, match="require_annotations=False"):
+        score_model_predictions(expected, MPII)
+    capsys.readouterr()
+    status = evaluate.main(["--model", str(tiny_model_path), "--data", str(prefix), "--quiet"])
+    assert status == 2 and "all joints missing" in capsys.readouterr().err

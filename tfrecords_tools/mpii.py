@@ -10,7 +10,8 @@ Formats (`--format`, or detected from the file):
   joint_self, isValidation, ...}`), told apart by their keys.
 - `mat`: the official release `mpii_human_pose_v1_u12_1.mat` (struct `RELEASE` with
   `annolist(i).image.name`, `annolist(i).annorect(p).{x1,y1,x2,y2, scale, objpos.{x,y},
-  annopoints.point(k).{id,x,y,is_visible}}`, `img_train`, ...).
+  annopoints.point(k).{id,x,y,is_visible}}`, `img_train`, `single_person{i}` (1-based
+  rectangle indices), ...).
 
 Conventions (verified on `../shared/data/mpii`; tests in `tests/test_converters_mpii.py`):
 
@@ -42,15 +43,29 @@ Conventions (verified on `../shared/data/mpii`; tests in `tests/test_converters_
   Training people are then the annotated training-image people of images holding no
   validation person (as `genJSON.m` does). Without `--split-from`, `--split all` converts
   every annotated person of the training images (`img_train == 1`).
+- Test split (`.mat`, `--split test`): the people the benchmark scores, as the evaluation
+  kit's `evaluatePCKh.m` walks them (`TestLayout`, also what `pose_keras.submission` writes):
+  the `img_train == 0` images in release order, and in each the rectangles listed in
+  `RELEASE.single_person` (1-based) that have an `objpos`, in rectangle order. Each becomes
+  one person with every joint unannotated (visibility 0: the test labels are not public),
+  the crop centre and scale of the annotated splits (objpos moved down 15 * scale, scale as
+  is, so the pipeline's box is 200 * scale * `data.box_scale` px as for training) and no head
+  box; `person/id` is its index in `TestLayout.people()`. A listed rectangle without a
+  `scale` cannot be cropped: an error, or skipped and counted with `--skip-invalid` (the
+  submission then names it as missing). The split is prediction-only: its manifest says
+  `"require_annotations": false`, and only `require_annotations=False` readers
+  (`python -m pose_keras.submission`) accept it; training and `evaluate` refuse it.
 
 `person/id` is the person's index in the converted split: for the validation split in any
 format it is the column of `gt_valid.mat`, also when people are skipped.
 
-Example:
+Examples:
 
 ```
 python -m tfrecords_tools.mpii annot/valid.h5 --image-root mpii/images \\
     --output records/mpii_valid --gt-valid gt_valid.mat
+python -m tfrecords_tools.mpii mpii_human_pose_v1_u12_1.mat --split test \\
+    --image-root mpii/images --output records/mpii_test
 ```
 """
 
@@ -79,7 +94,7 @@ from tfrecords_tools.hourglass import read_hourglass_h5
 
 # Newell et al. / HRNet crop adjustment: the crop centre is objpos moved down 15*scale px.
 CENTER_SHIFT_PER_SCALE = 15.0
-SPLITS = ("all", "train", "valid")
+SPLITS = ("all", "train", "valid", "test")
 # gt_valid.mat keeps a coordinate of exactly 0 for a few annotated joints where valid.h5
 # (and the release) has a real value; those joints are not compared by `attach_gt_valid`.
 GT_VALID_TOLERANCE_PX = 1.0
@@ -379,13 +394,168 @@ def _field(struct, name):
     return getattr(struct, name, None) if hasattr(struct, "_fieldnames") else None
 
 
+def _rect_scale(rect):
+    """An annorect's `scale` as float, or None when it has none."""
+    return _number(_field(rect, "scale")) if _field(rect, "scale") is not None else None
+
+
+def _load_release(path):
+    """`(RELEASE, annolist items, img_train)` of the release `.mat`, checked."""
+    from scipy.io import loadmat
+
+    try:
+        data = loadmat(path, squeeze_me=True, struct_as_record=False)
+    except Exception as error:  # scipy raises several types for non-.mat input
+        raise ConversionError(f"{path}: not a MATLAB file ({error}).") from None
+    if "RELEASE" not in data:
+        hint = (
+            " (this is gt_valid.mat: pass it as --gt-valid)"
+            if "pos_gt_src" in data
+            else " (is it mpii_human_pose_v1_u12_1.mat?)"
+        )
+        raise ConversionError(f"{path}: no 'RELEASE' struct{hint}.")
+    release = data["RELEASE"]
+    annolist = _items(_field(release, "annolist"))
+    img_train = np.atleast_1d(np.asarray(_field(release, "img_train"))).astype(np.int64)
+    if not annolist or img_train.shape != (len(annolist),):
+        raise ConversionError(
+            f"{path}: RELEASE.annolist has {len(annolist)} images but img_train has "
+            f"{img_train.size} entries."
+        )
+    return release, annolist, img_train
+
+
+# --- official release .mat: the test split as the evaluation kit walks it ------------------
+
+
+@dataclasses.dataclass
+class TestLayout:
+    """The MPII test images as the evaluation kit (`evaluatePCKh.m`) walks them.
+
+    Attributes:
+        image_names: list of str. `RELEASE.annolist(img_train == 0).image.name`, in order.
+        objpos_one_based: list of lists. Per test image, per annorect, the rectangle's
+            `objpos` (x, y) in MATLAB 1-based px, or None when it has none.
+        single_person: list of tuples. Per test image, the 0-based annorect indices listed
+            in `RELEASE.single_person` (the kit's list is 1-based).
+        source: str. The release file read.
+        scales: list of lists. Per test image, per annorect, its `scale` or None.
+        annolist_indices: list of int. Per test image, its 0-based index in
+            `RELEASE.annolist`.
+    """
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    image_names: list
+    objpos_one_based: list
+    single_person: list
+    source: str = ""
+    scales: list = dataclasses.field(default_factory=list)
+    annolist_indices: list = dataclasses.field(default_factory=list)
+
+    def people(self) -> list[tuple[int, int]]:
+        """(test image index, 0-based annorect index) of every scored person, in the kit's
+        flattening order: image order, then rectangle order."""
+        return [
+            (image, rect)
+            for image, rects in enumerate(self.single_person)
+            for rect in sorted(rects)
+            if self.objpos_one_based[image][rect] is not None
+        ]
+
+
+def read_test_layout(path) -> TestLayout:
+    """Read the test-image layout from the official release `mpii_human_pose_v1_u12_1.mat`.
+
+    Raises:
+        ConversionError (a ValueError): not the release file, or fields missing (the
+            message names them).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConversionError(f"MPII release file not found: {path}")
+    return _test_layout(path, *_load_release(path))
+
+
+def _test_layout(path, release, annolist, img_train) -> TestLayout:
+    single_person = _field(release, "single_person")
+    if single_person is None:
+        raise ConversionError(f"{path}: RELEASE has no 'single_person' field.")
+    single_person = list(np.atleast_1d(np.asarray(single_person, dtype=object)))
+    if len(single_person) != len(annolist):
+        raise ConversionError(
+            f"{path}: RELEASE.annolist has {len(annolist)} images and single_person "
+            f"{len(single_person)} entries; they must agree."
+        )
+    layout = TestLayout(image_names=[], objpos_one_based=[], single_person=[], source=str(path))
+    for index in np.flatnonzero(img_train == 0):
+        entry = annolist[index]
+        layout.annolist_indices.append(int(index))
+        layout.image_names.append(str(_field(_field(entry, "image"), "name")))
+        positions, scales = [], []
+        for rect in _items(_field(entry, "annorect")):
+            objpos = _field(rect, "objpos")
+            has_position = objpos is not None and hasattr(objpos, "_fieldnames")
+            positions.append((_number(objpos.x), _number(objpos.y)) if has_position else None)
+            scales.append(_rect_scale(rect))
+        layout.objpos_one_based.append(positions)
+        layout.scales.append(scales)
+        listed = np.atleast_1d(np.asarray(single_person[index], dtype=float)).ravel()
+        rects = tuple(int(value) - 1 for value in listed if np.isfinite(value))
+        bad = [rect + 1 for rect in rects if not 0 <= rect < len(positions)]
+        if bad:
+            raise ConversionError(
+                f"{path}: annolist {index + 1} ({layout.image_names[-1]}): single_person lists "
+                f"rectangle(s) {bad} but the image has {len(positions)}."
+            )
+        layout.single_person.append(rects)
+    return layout
+
+
+def _read_test_split(path, layout: TestLayout, skip_invalid: bool) -> Reading:
+    """The unlabelled people of `layout.people()`: centre and scale, no joints."""
+    reading = Reading(source=str(path), format="mpii-release-mat", require_annotations=False)
+    for person_id, (image, rect) in enumerate(layout.people()):
+        record = f"annolist {layout.annolist_indices[image]}, annorect {rect}"
+        scale = layout.scales[image][rect]
+        if scale is None or not np.isfinite(scale) or scale <= 0:
+            reading.reject(
+                INVALID_RECORD,
+                record,
+                f"{path}: {record} ({layout.image_names[image]}): single-person test rectangle "
+                f"{rect + 1} has scale {scale}; a crop needs a positive scale.",
+                skip_invalid,
+            )
+            continue
+        reading.people.append(
+            Annotation(
+                image=layout.image_names[image],
+                keypoints=np.zeros((MPII.num_joints, 2)),
+                visibility=np.zeros(MPII.num_joints, dtype=np.int64),
+                center=_crop_center(layout.objpos_one_based[image][rect], scale),
+                scale=scale,
+                person_id=person_id,
+                record=record,
+            )
+        )
+    reading.details["conventions"] = (
+        "release .mat test split: objpos 1-based -> minus 1; objpos y + 15*scale; no joints "
+        "(visibility 0); person/id = index in the evaluation kit's order"
+    )
+    reading.details["split_rule"] = (
+        "img_train == 0 images in release order; their RELEASE.single_person rectangles "
+        "with an objpos, in rectangle order (evaluatePCKh.m's flatten_annolist)"
+    )
+    return reading
+
+
 def _release_person(rect):
     """(objpos (2,), scale, keypoints (16, 2) 1-based, visibility (16,), head box or None)
     of one annorect, or None when it lacks points, position or scale."""
     annopoints = _field(rect, "annopoints")
     points = _items(_field(annopoints, "point")) if annopoints is not None else []
     objpos = _field(rect, "objpos")
-    scale = _number(_field(rect, "scale")) if _field(rect, "scale") is not None else None
+    scale = _rect_scale(rect)
     if not points or objpos is None or not hasattr(objpos, "_fieldnames") or scale is None:
         return None
     center = np.array([_number(objpos.x), _number(objpos.y)], dtype=np.float64)
@@ -438,9 +608,10 @@ def read_mpii_mat(path, split: str = "all", split_from=None, skip_invalid: bool 
     Args:
         path: str or Path. `mpii_human_pose_v1_u12_1.mat`.
         split: str. `"all"` (every annotated person of the training images, needs no
-            `split_from`), `"valid"` (the people listed in `split_from`, in its order) or
+            `split_from`), `"valid"` (the people listed in `split_from`, in its order),
             `"train"` (annotated training-image people of images without a validation
-            person).
+            person) or `"test"` (the unlabelled single-person test rectangles, in
+            `TestLayout.people()` order; needs no `split_from`; a prediction-only reading).
         split_from: str or Path or None. A stacked-hourglass `valid.h5` whose `index` /
             `person` columns (0-based annolist / annorect indices) define the validation set.
         skip_invalid: bool. Skip and count validation rows that do not resolve to an
@@ -449,32 +620,23 @@ def read_mpii_mat(path, split: str = "all", split_from=None, skip_invalid: bool 
     Returns:
         `Reading`; `person_id` counts the selected people (row of `split_from` for valid).
     """
-    from scipy.io import loadmat
-
     path = require_file(path)
     if split not in SPLITS:
         raise ConversionError(f"split must be one of {SPLITS}, received {split!r}.")
-    if split == "all" and split_from is not None:
-        raise ConversionError("--split-from selects a split: pass --split train or --split valid.")
-    if split != "all" and split_from is None:
+    if split in ("all", "test") and split_from is not None:
+        raise ConversionError(
+            f"--split-from selects the train/validation split: pass --split train or valid, "
+            f"not {split} (the test split is RELEASE.img_train == 0)."
+        )
+    if split in ("train", "valid") and split_from is None:
         raise ConversionError(
             f"{path}: the release .mat has no train/validation split; pass --split-from "
             "valid.h5 (the stacked-hourglass validation file) with --split train or valid."
         )
-    try:
-        data = loadmat(path, squeeze_me=True, struct_as_record=False)
-    except Exception as error:  # scipy raises several types for non-.mat input
-        raise ConversionError(f"{path}: not a MATLAB file ({error}).") from None
-    if "RELEASE" not in data:
-        hint = " (this is gt_valid.mat: pass it as --gt-valid)" if "pos_gt_src" in data else ""
-        raise ConversionError(f"{path}: no 'RELEASE' struct{hint}.")
-    release = data["RELEASE"]
-    annolist = _items(_field(release, "annolist"))
-    img_train = np.atleast_1d(np.asarray(_field(release, "img_train"))).astype(np.int64)
-    if not annolist or img_train.shape != (len(annolist),):
-        raise ConversionError(
-            f"{path}: RELEASE.annolist has {len(annolist)} images but img_train has "
-            f"{img_train.size} entries."
+    release, annolist, img_train = _load_release(path)
+    if split == "test":
+        return _read_test_split(
+            path, _test_layout(path, release, annolist, img_train), skip_invalid
         )
 
     def image_name(index):
@@ -571,6 +733,12 @@ def read_mpii(
 ) -> Reading:
     """Dispatch to `read_mpii_h5`, `read_mpii_json` or `read_mpii_mat`."""
     format_name = detect_format(path) if format_name == "auto" else format_name
+    if split == "test" and format_name != "mat":
+        raise ConversionError(
+            f"{path}: --split test reads the official release .mat "
+            "(mpii_human_pose_v1_u12_1.mat, RELEASE.img_train == 0); the .h5 and JSON files "
+            "hold annotated people only."
+        )
     if format_name == "h5":
         if split != "all":
             raise ConversionError(
@@ -624,6 +792,10 @@ def _main(argv=None):
         skip_invalid=arguments.skip_invalid,
     )
     if arguments.gt_valid:
+        if not reading.require_annotations:
+            raise ConversionError(
+                "--gt-valid attaches head boxes to the validation split, not test."
+            )
         attach_gt_valid(reading, read_gt_valid(arguments.gt_valid))
     split = arguments.split if arguments.split != "all" else Path(arguments.annotations).stem
     convert_from_arguments(reading, MPII, "mpii", arguments, split=split)
