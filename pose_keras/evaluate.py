@@ -20,6 +20,9 @@ MPII PCKh@0.5 with the table of the paper (Head, Shoulder, Elbow, Wrist, Hip, Kn
 Mean, Mean@0.1), FLIC PCK@0.2 (Elbow, Wrist), LSP PCK@0.2; the curve, its AUC, and the
 occlusion subset (annotated but occluded joints) when visibility is known.
 
+`--head-column official` (default) is the kit's and the paper's Head column, (upper neck +
+head top) / 2; `--head-column head-top` prints head top alone, as HRNet and mmpose do.
+
 `--json` prints exactly one JSON object on stdout: the table's columns, in percent. Without
 it, the markdown table and a summary are printed.
 
@@ -207,7 +210,11 @@ def read_visibility(path, annotated) -> np.ndarray:
 
 
 def score_mpii(
-    predictions_one_based, ground_truth: MpiiGroundTruth, visibility=None, threshold=None
+    predictions_one_based,
+    ground_truth: MpiiGroundTruth,
+    visibility=None,
+    threshold=None,
+    head_column=metrics.OFFICIAL_HEAD,
 ) -> metrics.Evaluation:
     """PCKh of MPII predictions against gt_valid.mat, by the official protocol.
 
@@ -217,6 +224,7 @@ def score_mpii(
         ground_truth: MpiiGroundTruth.
         visibility: int (N, 16) or None. With it, the occlusion subset is reported.
         threshold: float or None. Default 0.5.
+        head_column: str. `metrics.HEAD_COLUMNS`; default the kit's (upper neck + head top).
     """
     predictions = np.asarray(predictions_one_based, dtype=np.float64)
     if predictions.shape[0] != ground_truth.people:
@@ -235,6 +243,7 @@ def score_mpii(
         normalizers,
         MPII,
         threshold=threshold,
+        head_column=head_column,
     )
 
 
@@ -297,8 +306,9 @@ def write_report(
 
 
 def markdown_report(evaluation: metrics.Evaluation, name: str) -> str:
+    head = "" if evaluation.head_column == metrics.OFFICIAL_HEAD else ", Head = head top only"
     lines = [
-        f"{evaluation.protocol} ({evaluation.joint_set.name}, {evaluation.people} people)",
+        f"{evaluation.protocol} ({evaluation.joint_set.name}, {evaluation.people} people{head})",
         "",
         evaluation.to_markdown(name).rstrip("\n"),
         "",
@@ -389,6 +399,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="Main threshold (default 0.5 for PCKh, 0.2 for torso PCK).",
     )
     parser.add_argument(
+        "--head-column",
+        choices=metrics.HEAD_COLUMNS,
+        default=metrics.OFFICIAL_HEAD,
+        help="The Head column: 'official' = (upper neck + head top) / 2 as the MPII kit and "
+        "the paper's Table 1; 'head-top' = head top alone, as HRNet and mmpose print it. "
+        "Default official.",
+    )
+    parser.add_argument(
         "--output",
         default=None,
         help="Folder for metrics.json, table.md and the curve PNG (model mode default: "
@@ -433,7 +451,9 @@ def main(argv=None) -> int:
                 if args.visibility
                 else None
             )
-            evaluation = score_mpii(predictions, ground_truth, visibility, args.threshold)
+            evaluation = score_mpii(
+                predictions, ground_truth, visibility, args.threshold, args.head_column
+            )
             name = Path(args.predictions).name
             details = {"predictions": str(args.predictions), "ground_truth": str(args.gt)}
             output = Path(args.output) if args.output else None
@@ -441,11 +461,17 @@ def main(argv=None) -> int:
             if not (args.model and args.data):
                 raise ValueError("--model and --data go together.")
             cli.check_inference_arguments(args)
-            from pose_keras.inference import predict_split, score_model_predictions
+            from pose_keras.inference import (
+                predict_split,
+                protocol_joint_set,
+                score_model_predictions,
+            )
             from pose_keras.records import resolve_split
 
             resolve_split(args.data)  # a missing split fails before the model loads
             run = runs.load_run(args.model, joints=args.joints, prefer=args.prefer)
+            # A Head column the joint set cannot give fails before the work.
+            metrics.table_groups(protocol_joint_set(run.joint_set), args.head_column)
             output = (
                 Path(args.output)
                 if args.output
@@ -461,7 +487,9 @@ def main(argv=None) -> int:
                 flip_shift_px=args.flip_shift,
                 progress=not args.quiet,
             )
-            evaluation = score_model_predictions(predictions, joint_set, args.threshold)
+            evaluation = score_model_predictions(
+                predictions, joint_set, args.threshold, args.head_column
+            )
             name = Path(run.path).name
             title = (
                 f"{evaluation.protocol} curve: {name} on {Path(str(args.data)).name}, "

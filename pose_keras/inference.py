@@ -747,11 +747,14 @@ def protocol_joint_set(declared: JointSet) -> JointSet:
     return built_in if built_in.names == declared.names else declared
 
 
-def score_model_predictions(predictions: ModelPredictions, joint_set: JointSet, threshold=None):
+def score_model_predictions(
+    predictions: ModelPredictions, joint_set: JointSet, threshold=None, head_column=None
+):
     """Score `predict_split`'s output by the protocol of `joint_set` (`metrics.Evaluation`).
 
-    Predictions of a split read with `require_annotations=False` are refused: such records
-    need not carry the ground truth a score needs.
+    `head_column`: `metrics.HEAD_COLUMNS` (None = the official kit's). Predictions of a
+    split read with `require_annotations=False` are refused: such records need not carry
+    the ground truth a score needs.
     """
     from pose_keras import metrics
 
@@ -776,6 +779,7 @@ def score_model_predictions(predictions: ModelPredictions, joint_set: JointSet, 
         normalizers,
         joint_set,
         threshold=threshold,
+        head_column=head_column or metrics.OFFICIAL_HEAD,
     )
 
 

@@ -15,7 +15,9 @@ anibali/eval-mpii-pose `eval/`: `evaluatePCKh.m`, `getDistPCKh.m`, `computePCK.m
 - Scored joints: 14, every joint but pelvis and thorax (`annolist2matrix` keeps ids 0-5,
   10-15, 8, 9).
 - Columns (`genTablePCK`): each of Head, Shoulder, Elbow, Wrist, Hip, Knee, Ankle is the
-  plain average of its two joints' PCKh; Head = (upper neck + head top) / 2.
+  plain average of its two joints' PCKh; Head = (upper neck + head top) / 2. HRNet,
+  mmpose and bearpaw print head top alone: `head_column=HEAD_TOP_ONLY` ("head-top")
+  gives that column for comparison; the default `OFFICIAL_HEAD` ("official") is the kit's.
 - Mean (the kit's "Total", the paper's Table 1 "Total"): pooled over all scored joints of
   all people, i.e. weighted by how many of each joint are annotated; not the average of the
   columns. Mean@0.1: the same pooled value at threshold 0.1.
@@ -44,7 +46,8 @@ Metrics for any joint set (DeepLabCut projects, labelling-tool exports, custom j
   pipeline's 25% crop margin): `scale_box_diagonals`.
 
 Differences from common Python evaluators (HRNet, mmpose, bearpaw/pytorch-pose) are
-documented in docs/evaluation.md; `MPII_PEER_VARIANTS` names them.
+documented in docs/evaluation.md; the Head column is the one offered as an option
+(`head_column`).
 
 Examples:
 
@@ -79,6 +82,15 @@ BOX_FRACTION = 0.05
 CURVE_STEP = 0.01
 MEAN = "Mean"
 MEAN_LOW = "Mean@0.1"
+# The Head column. "official": the kit's `genTablePCK.m`, `(pck(13) + pck(14)) / 2` (upper
+# neck and head top), the layout of the paper's Table 1. "head-top": head top alone, as
+# HRNet `lib/dataset/mpii.py` (`PCKh[head]`), mmpose `MpiiPCKAccuracy` and bearpaw
+# `eval_PCKh.py` print it.
+HEAD = "Head"
+HEAD_TOP_JOINT = "head_top"
+OFFICIAL_HEAD = "official"
+HEAD_TOP_ONLY = "head-top"
+HEAD_COLUMNS = (OFFICIAL_HEAD, HEAD_TOP_ONLY)
 
 
 def default_threshold(joint_set: JointSet) -> float:
@@ -251,11 +263,40 @@ def area_under_curve(thresholds, values) -> float:
     return float(np.sum(widths * (values[1:] + values[:-1]) / 2.0) / span)
 
 
-def group_values(per_joint, joint_set: JointSet) -> dict:
-    """Table columns from per-joint values: the plain average of each group's joints."""
+def table_groups(joint_set: JointSet, head_column: str = OFFICIAL_HEAD) -> tuple:
+    """The table's columns as (name, joints): `joint_set.table_groups`, with the Head
+    column reduced to the head-top joint for `head_column="head-top"`.
+
+    >>> from pose_keras.joints import MPII
+    >>> dict(table_groups(MPII))["Head"], dict(table_groups(MPII, "head-top"))["Head"]
+    ((8, 9), (9,))
+
+    Raises:
+        ValueError: an unknown `head_column`, or "head-top" for a joint set without a Head
+            column holding a `head_top` joint.
+    """
+    if head_column not in HEAD_COLUMNS:
+        raise ValueError(f"head_column must be one of {HEAD_COLUMNS}, received {head_column!r}.")
+    groups = tuple(joint_set.table_groups)
+    if head_column == OFFICIAL_HEAD:
+        return groups
+    head = dict(groups).get(HEAD, ())
+    top = [joint for joint in head if joint_set.names[joint] == HEAD_TOP_JOINT]
+    if not top:
+        raise ValueError(
+            f"head_column={HEAD_TOP_ONLY!r} needs a {HEAD!r} column with a "
+            f"{HEAD_TOP_JOINT!r} joint; joint set {joint_set.name!r} has columns "
+            f"{[group for group, _ in groups]}."
+        )
+    return tuple((group, tuple(top) if group == HEAD else members) for group, members in groups)
+
+
+def group_values(per_joint, joint_set: JointSet, head_column: str = OFFICIAL_HEAD) -> dict:
+    """Table columns from per-joint values: the plain average of each group's joints
+    (`table_groups(joint_set, head_column)`)."""
     per_joint = np.asarray(per_joint, dtype=np.float64)
     columns = {}
-    for group, members in joint_set.table_groups:
+    for group, members in table_groups(joint_set, head_column):
         values = per_joint[list(members)]
         values = values[~np.isnan(values)]
         columns[group] = float(values.mean()) if values.size else float("nan")
@@ -268,7 +309,13 @@ def scored_joints(joint_set: JointSet) -> tuple:
 
 
 def pck_table(
-    predicted_px, ground_truth_px, visibility, normalizers, joint_set: JointSet, threshold=None
+    predicted_px,
+    ground_truth_px,
+    visibility,
+    normalizers,
+    joint_set: JointSet,
+    threshold=None,
+    head_column: str = OFFICIAL_HEAD,
 ) -> dict:
     """PCK(h) at one threshold in the layout of the published tables.
 
@@ -280,6 +327,7 @@ def pck_table(
         normalizers: float (N,). Per-person normaliser in px (`person_normalizers`).
         joint_set: JointSet. Table groups, scored joints, normaliser kind.
         threshold: float or None. None = `default_threshold(joint_set)`.
+        head_column: str. `OFFICIAL_HEAD` (default) or `HEAD_TOP_ONLY` (`table_groups`).
 
     Returns:
         dict: "mean" (pooled over the scored joints, percent), "groups" (column ->
@@ -290,16 +338,18 @@ def pck_table(
     threshold = default_threshold(joint_set) if threshold is None else float(threshold)
     annotated = np.asarray(visibility) > 0
     distances = normalized_distances(predicted_px, ground_truth_px, annotated, normalizers)
-    return _table_from_distances(distances, joint_set, threshold)
+    return _table_from_distances(distances, joint_set, threshold, head_column)
 
 
-def _table_from_distances(distances, joint_set: JointSet, threshold: float) -> dict:
+def _table_from_distances(
+    distances, joint_set: JointSet, threshold: float, head_column: str = OFFICIAL_HEAD
+) -> dict:
     per_joint = joint_pck(distances, threshold)
     counts = (~np.isnan(distances)).sum(axis=0)
     people = int((~np.isnan(distances)).any(axis=1).sum())
     return {
         "mean": pooled_pck(distances, threshold, scored_joints(joint_set)),
-        "groups": group_values(per_joint, joint_set),
+        "groups": group_values(per_joint, joint_set, head_column),
         "joints": {
             name: float(value) for name, value in zip(joint_set.names, per_joint, strict=True)
         },
@@ -538,6 +588,7 @@ class Evaluation:
             {"pck", "count", "inferable_pck", "inferable_count"}; None without visibility.
         mean_px_error: float or None. Mean Euclidean error over annotated joints, in the
             px of `predicted_px` (original image px): DeepLabCut's "RMSE".
+        head_column: str. How the Head column was made (`HEAD_COLUMNS`).
     """
 
     joint_set: JointSet
@@ -553,6 +604,7 @@ class Evaluation:
     auc: float
     occlusion: dict | None = None
     mean_px_error: float | None = None
+    head_column: str = OFFICIAL_HEAD
 
     def to_dict(self) -> dict:
         """JSON-ready (NaN becomes None)."""
@@ -560,6 +612,7 @@ class Evaluation:
             "protocol": self.protocol,
             "joint_set": self.joint_set.name,
             "threshold": self.threshold,
+            "head_column": self.head_column,
             "columns": json_ready(self.columns),
             "per_joint": json_ready(self.per_joint),
             "counts": dict(self.counts),
@@ -593,6 +646,7 @@ def evaluate_keypoints(
     joint_set: JointSet,
     threshold=None,
     curve_maximum=None,
+    head_column: str = OFFICIAL_HEAD,
 ) -> Evaluation:
     """Score a prediction set: table row, per-joint values, curve, AUC, occlusion subset.
 
@@ -606,17 +660,20 @@ def evaluate_keypoints(
         threshold: float or None. None = `default_threshold(joint_set)`.
         curve_maximum: float or None. Largest curve threshold; None = 0.5 for PCKh, 0.2
             for torso PCK (the kits' ranges).
+        head_column: str. `OFFICIAL_HEAD` (default: (upper neck + head top) / 2, the kit's
+            and the paper's) or `HEAD_TOP_ONLY` (HRNet / mmpose); see `table_groups`.
 
     Returns:
         Evaluation.
     """
     threshold = default_threshold(joint_set) if threshold is None else float(threshold)
+    groups = table_groups(joint_set, head_column)  # a bad head_column fails before any work
     head = joint_set.normalizer == HEAD_BOX
     visibility = np.asarray(visibility)
     has_occlusion = visibility.dtype != bool
     annotated = visibility > 0
     distances = normalized_distances(predicted_px, ground_truth_px, annotated, normalizers)
-    table = _table_from_distances(distances, joint_set, threshold)
+    table = _table_from_distances(distances, joint_set, threshold, head_column)
     columns = dict(table["groups"])
     columns[MEAN] = table["mean"]
     if head:
@@ -626,7 +683,7 @@ def evaluate_keypoints(
     thresholds = curve_thresholds(curve_maximum)
     curve = pck_curve(distances, thresholds, scored_joints(joint_set))
     group_curves = {}
-    for group, members in joint_set.table_groups:
+    for group, members in groups:
         member_curves = np.stack([pck_curve(distances, thresholds, [m]) for m in members])
         known = ~np.isnan(member_curves)
         total = np.where(known, member_curves, 0.0).sum(axis=0)
@@ -656,6 +713,7 @@ def evaluate_keypoints(
         auc=area_under_curve(thresholds, curve),
         occlusion=occlusion,
         mean_px_error=_mean_or_none(pixel_errors(predicted_px, ground_truth_px, annotated)),
+        head_column=head_column,
     )
 
 

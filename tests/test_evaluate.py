@@ -43,6 +43,28 @@ def test_ground_truth_mat_scores_100_via_the_command(ground_truth, shared_data, 
     assert set(document.values()) == {100.0}
 
 
+def test_head_column_option_gives_the_kits_or_the_head_top_only_column(
+    ground_truth, shared_data, tmp_path
+):
+    # Every joint exact but head top, off by 0.6 head segments: the kit's Head column is
+    # (upper neck 100 + head top 0) / 2 = 50; HRNet / mmpose's head-top-only column is 0.
+    heads = metrics.head_sizes(ground_truth.head_boxes_one_based)
+    predictions = ground_truth.keypoints_one_based.copy()
+    predictions[:, 9, 0] += 0.6 * heads
+    path = tmp_path / "preds.mat"
+    scipy.io.savemat(path, {"preds": predictions})
+    gt = shared_data / "mpii" / "gt_valid.mat"
+    documents = {}
+    for head_column in ("official", "head-top"):
+        result = run_cli("--predictions", path, "--gt", gt, "--json", "--head-column", head_column)
+        assert result.returncode == 0, result.stderr
+        documents[head_column] = json.loads(result.stdout)
+    assert documents["official"]["Head"] == 50.0 and documents["head-top"]["Head"] == 0.0
+    assert documents["official"]["Mean"] == documents["head-top"]["Mean"]
+    result = run_cli("--predictions", path, "--gt", gt, "--head-column", "neck")
+    assert result.returncode == 2 and "invalid choice: 'neck'" in result.stderr
+
+
 def test_npy_predictions_are_zero_based(ground_truth, shared_data, tmp_path):
     # 0-based predictions off by 0.4 / 0.6 head segments: 100 / 0 at PCKh@0.5, and Mean@0.1
     # is 0 either way.

@@ -126,6 +126,37 @@ def test_columns_average_their_joints_but_mean_is_pooled():
     assert np.isnan(table["groups"]["Ankle"])  # never annotated
 
 
+def test_head_column_official_averages_neck_and_head_top_head_top_only_takes_head_top():
+    # 4 people: head top annotated for all 4, 3 correct (75 %); upper neck annotated for 2,
+    # both correct (100 %). Official (genTablePCK.m): (100 + 75) / 2 = 87.5. HRNet/mmpose:
+    # head top alone, 75.0. The pooled Mean does not depend on the column: 5 of 6 = 83.33.
+    truth = np.zeros((4, 16, 2))
+    predicted = truth.copy()
+    visibility = np.zeros((4, 16), int)
+    visibility[:, 9] = 2
+    visibility[:2, 8] = 2
+    predicted[3, 9] = [6.0, 0.0]  # 0.6 of the 10 px normaliser: wrong at 0.5
+    normalizers = np.full(4, 10.0)
+    official = metrics.evaluate_keypoints(predicted, truth, visibility, normalizers, MPII)
+    head_top = metrics.evaluate_keypoints(
+        predicted, truth, visibility, normalizers, MPII, head_column="head-top"
+    )
+    assert official.columns["Head"] == 87.5 and head_top.columns["Head"] == 75.0
+    assert official.columns["Mean"] == head_top.columns["Mean"] == pytest.approx(500 / 6)
+    assert official.head_column == "official" and head_top.to_dict()["head_column"] == "head-top"
+    # The Head curve follows the column: at 0.6 and above head top is all correct.
+    assert head_top.group_curves["Head"][50] == 75.0 and official.group_curves["Head"][50] == 87.5
+    table = metrics.pck_table(predicted, truth, visibility, normalizers, MPII, 0.5, "head-top")
+    assert table["groups"]["Head"] == 75.0
+    assert dict(metrics.table_groups(LSP, "head-top"))["Head"] == (13,)
+    with pytest.raises(ValueError, match="'Head' column with a 'head_top' joint; joint set 'flic'"):
+        metrics.table_groups(FLIC, "head-top")
+    with pytest.raises(ValueError, match="head_column must be one of .* received 'neck'"):
+        metrics.evaluate_keypoints(
+            predicted, truth, visibility, normalizers, MPII, head_column="neck"
+        )
+
+
 def test_curve_auc_and_mean_at_point_one_on_a_step():
     # Every joint off by 0.405 of the normaliser: wrong below 0.405, right from 0.41 on.
     truth = np.zeros((2, 16, 2))
