@@ -73,6 +73,14 @@ SHAPES = {
         "model.supervised_scales=1,2",
     ],
     "tiny_plain": [*PLAIN, *TINY, "model.stacks=2"],
+    # The network of the `synthetic` preset (the default fit) and configs/dlc_openfield.json:
+    # 2 stacks of 32 channels, all four scales, regression; run it with --size 128.
+    "2x32": [
+        "model.stacks=2",
+        "model.channels=32",
+        "model.stem_channels=32",
+        "model.regression_channels=32",
+    ],
 }
 
 # backend: KERAS_BACKEND of the process ("torch_reference": our PyTorch model, no Keras).
