@@ -196,6 +196,7 @@ class PoseModel:
         batch_size: int = 32,
         threshold=None,
         progress: bool = False,
+        head_column=None,
     ):
         """Score the model on a TFRecord split by the protocol of its joint set.
 
@@ -206,6 +207,8 @@ class PoseModel:
             batch_size: int. People per model call. Default 32.
             threshold: float or None. Main threshold (None: 0.5 for PCKh, 0.2 for PCK).
             progress: bool. A progress bar on stderr. Default False.
+            head_column: str or None. MPII/LSP Head column: "official" (the kit's, the
+                default) or "head-top" (HRNet / mmpose; docs/evaluation.md).
 
         Returns:
             metrics.Evaluation: `.columns` is the table row (`to_dataframe()` renders it),
@@ -216,7 +219,7 @@ class PoseModel:
         predictions, joint_set = predict_split(
             self.run, records, flip=flip, refine=refine, batch_size=batch_size, progress=progress
         )
-        return score_model_predictions(predictions, joint_set, threshold)
+        return score_model_predictions(predictions, joint_set, threshold, head_column=head_column)
 
     def export(
         self,

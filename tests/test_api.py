@@ -212,6 +212,16 @@ def test_evaluate_scores_like_the_evaluate_command(model, tiny_run, capsys):
     command = json.loads(capsys.readouterr().out)
     assert command == pytest.approx(evaluation.columns, abs=1e-9)
     assert 0.0 < evaluation.columns["Mean"] <= 100.0
+    # HRNet / mmpose's Head column (head top alone) through the API, as the command gives it.
+    head_top = model.evaluate(prefix, flip=True, threshold=3.0, head_column="head-top")
+    assert head_top.head_column == "head-top"
+    status = evaluate_main(
+        ["--model", str(model.path.parent), "--data", prefix, "--flip", "--threshold", "3",
+         "--head-column", "head-top", "--json", "--quiet",
+         "--output", str(Path(config.train.run_dir) / "evaluation-api-head-top")]
+    )  # fmt: skip
+    assert status == 0
+    assert json.loads(capsys.readouterr().out) == pytest.approx(head_top.columns, abs=1e-9)
 
 
 @slow
