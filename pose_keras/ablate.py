@@ -8,7 +8,7 @@ subprocess per training run, and turns every run's `metrics.json` into tables an
 Examples:
 
     python -m pose_keras.ablate --grid study --config configs/ablation_synthetic.json \\
-        --seeds 3 --threads 1 --out runs/ablation
+        --seeds 3 --jobs 2 --threads 1 --out runs/ablation
     python -m pose_keras.ablate --grid study --config configs/ablation_synthetic.json \\
         --seeds 3 --out runs/ablation --report-only --report-dir docs/ablation \\
         --doc docs/ablation.md
@@ -24,7 +24,10 @@ grid already holds one complete replicate.
 
 Run directories: `OUT/cells/<cell name>/seed<k>/` (a normal `train.run_dir`). The runner
 resumes: a run whose `metrics.json` lists its final epoch and whose `model.keras` exists is
-skipped; an interrupted run continues from its backup (`fit` resumes it). A run that failed
+skipped; an interrupted run continues from its backup (`fit` resumes it). With `--jobs N`,
+N runs train at once; each run is claimed by a `running.lock` (the runner's pid), so a
+second runner on the same folder takes other runs, and a lock whose runner died is taken
+over. A run that failed
 (diverged, bad input) leaves `failed.txt` and is skipped later unless `--retry-failed`.
 
 What is collected (`collect_runs`, then `summarise`): the final epoch's validation PCKh
@@ -41,10 +44,10 @@ import itertools
 import json
 import math
 import os
-import resource
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -122,6 +125,7 @@ CELL_INFO_FILE = "ablation_info.json"  # written by the cell when it finishes: p
 CELL_LOG_FILE = "fit.log"
 CELL_TIME_FILE = "ablation_time.json"  # written by the runner: CPU and wall seconds used
 FAILED_FILE = "failed.txt"
+LOCK_FILE = "running.lock"  # the pid of the runner training this run
 CONCLUSION_START, CONCLUSION_END = "<!-- conclusion:start -->", "<!-- conclusion:end -->"
 
 
@@ -263,67 +267,149 @@ def _format_seconds(seconds: float) -> str:
     return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 
-def run_grid(planned: list[Run], threads: int = 0, retry_failed=False, stream=None) -> dict:
+def run_grid(
+    planned: list[Run], threads: int = 0, retry_failed=False, stream=None, jobs: int = 1
+) -> dict:
     """Run every unfinished run of `planned`, one `fit` subprocess each; return counts.
 
-    Each run's output goes to its `fit.log`; one progress line per run goes to `stream`
-    (which run, n of N, the estimated time left from the runs done by this call).
+    `jobs` runs train at once (each with `threads` TensorFlow threads); they are taken in
+    plan order. Each run's output goes to its `fit.log`; one progress line per run goes to
+    `stream` (which run, n of N, the estimated time left from the runs done by this call).
+    A run being trained by another runner (its `running.lock` names a live process) is
+    left to that runner, so two runners on one `--out` share the work instead of training
+    the same run twice.
 
     Returns:
-        {"done": runs finished now, "skipped": already finished, "failed": failures}.
+        {"done": finished now, "skipped": already finished, "failed": failures,
+        "busy": left to another runner}.
     """
     stream = stream or sys.stdout
     total = len(planned)
-    counts = {"done": 0, "skipped": 0, "failed": 0}
+    counts = {"done": 0, "skipped": 0, "failed": 0, "busy": 0}
     durations = []
-    for index, run in enumerate(planned, start=1):
+    guard = threading.Lock()
+    queue = iter(enumerate(planned, start=1))
+    stop = threading.Event()
+
+    def say(text):
+        with guard:
+            print(text, file=stream, flush=True)
+
+    def train(index: int, run: Run) -> None:
         if run.is_finished():
-            counts["skipped"] += 1
-            continue
+            with guard:
+                counts["skipped"] += 1
+            return
         if run.has_failed() and not retry_failed:
-            counts["failed"] += 1
-            print(
+            with guard:
+                counts["failed"] += 1
+            say(
                 f"[{index}/{total}] {run.label}: failed earlier (see {run.run_dir / FAILED_FILE}); "
-                "--retry-failed reruns it.",
-                file=stream,
-                flush=True,
+                "--retry-failed reruns it."
             )
-            continue
-        remaining = sum(1 for later in planned[index - 1 :] if not later.is_finished())
-        eta = (
-            f"ETA {_format_seconds(remaining * sum(durations) / len(durations))}"
-            if durations
-            else "ETA after the first run"
-        )
-        resume = " (resuming)" if (run.run_dir / runs.BACKUP_DIR).exists() else ""
-        print(
-            f"[{index}/{total}] {run.label}{resume}: training; {remaining} runs left, {eta}",
-            file=stream,
-            flush=True,
-        )
-        start = time.monotonic()
-        code = run_cell_subprocess(run, threads)
-        elapsed = time.monotonic() - start
+            return
+        owner = claim_run(run.run_dir)
+        if owner:
+            with guard:
+                counts["busy"] += 1
+            say(f"[{index}/{total}] {run.label}: being trained by another runner (pid {owner})")
+            return
+        try:
+            with guard:
+                remaining = sum(1 for later in planned[index - 1 :] if not later.is_finished())
+                mean = sum(durations) / len(durations) if durations else 0.0
+            eta = (
+                f"ETA {_format_seconds(remaining * mean / jobs)}"
+                if durations
+                else "ETA after the first run"
+            )
+            resume = " (resuming)" if (run.run_dir / runs.BACKUP_DIR).exists() else ""
+            say(f"[{index}/{total}] {run.label}{resume}: training; {remaining} runs left, {eta}")
+            start = time.monotonic()
+            code = run_cell_subprocess(run, threads)
+            elapsed = time.monotonic() - start
+        finally:
+            release_run(run.run_dir)
         if code == 0 and run.is_finished():
-            durations.append(elapsed)
-            counts["done"] += 1
             row = run_row(run)
-            print(
+            with guard:
+                durations.append(elapsed)
+                counts["done"] += 1
+            say(
                 f"[{index}/{total}] {run.label}: PCKh {row['pckh']:.1f}, occluded "
-                f"{_number_text(row['occluded_pckh'])}, {elapsed:.0f} s",
-                file=stream,
-                flush=True,
+                f"{_number_text(row['occluded_pckh'])}, {elapsed:.0f} s"
             )
         else:
-            counts["failed"] += 1
             reason = last_line(run.run_dir / CELL_LOG_FILE) or f"exit code {code}"
             (run.run_dir / FAILED_FILE).write_text(f"exit code {code}: {reason}\n")
-            print(
-                f"[{index}/{total}] {run.label}: FAILED ({reason}); log {run.run_dir / CELL_LOG_FILE}",
-                file=stream,
-                flush=True,
+            with guard:
+                counts["failed"] += 1
+            say(
+                f"[{index}/{total}] {run.label}: FAILED ({reason}); log {run.run_dir / CELL_LOG_FILE}"
             )
+
+    def work() -> None:
+        while not stop.is_set():
+            with guard:
+                item = next(queue, None)
+            if item is None:
+                return
+            train(*item)
+
+    if jobs <= 1:
+        work()
+        return counts
+    workers = [threading.Thread(target=work, daemon=True) for _ in range(jobs)]
+    for worker in workers:
+        worker.start()
+    try:
+        for worker in workers:
+            while worker.is_alive():
+                worker.join(timeout=0.5)
+    except BaseException:
+        stop.set()  # no new runs; the training children die with this process
+        raise
     return counts
+
+
+def claim_run(run_dir: Path) -> int:
+    """Take `run_dir` for this process: 0, or the pid of the live runner that holds it.
+
+    The claim is `running.lock` holding the runner's pid, created exclusively. A lock left
+    by a runner that died (killed, machine restarted) is taken over.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK_FILE
+    for _ in range(2):
+        try:
+            descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                owner = int(path.read_text().strip() or 0)
+            except (OSError, ValueError):
+                owner = 0
+            if owner and owner != os.getpid() and _process_alive(owner):
+                return owner
+            path.unlink(missing_ok=True)  # stale: its runner is gone
+            continue
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(f"{os.getpid()}\n")
+        return 0
+    return 0
+
+
+def release_run(run_dir: Path) -> None:
+    (Path(run_dir) / LOCK_FILE).unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _number_text(value, digits=1) -> str:
@@ -364,15 +450,14 @@ def run_cell_subprocess(run: Run, threads: int) -> int:
     with open(run.run_dir / CELL_LOG_FILE, "a") as log:
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(command)}\n")
         log.flush()
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.monotonic()
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
         try:
-            code = process.wait()
-            # Only one child runs at a time, so the children's usage grew by its CPU time
-            # (and that of its own waited-for children, e.g. synthetic-data workers).
-            after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            # wait4 gives this child's own CPU time (with its waited-for children, e.g.
+            # synthetic-data workers), also when other runs train at the same time.
+            _, status, usage = os.wait4(process.pid, 0)
+            process.returncode = code = os.waitstatus_to_exitcode(status)
+            cpu = usage.ru_utime + usage.ru_stime
             add_run_time(run.run_dir, cpu, time.monotonic() - start)
             return code
         except BaseException:
@@ -1078,6 +1163,13 @@ def build_parser() -> argparse.ArgumentParser:
         "Use 1 to keep a background grid to one core.",
     )
     parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="Runs trained at the same time (default 1). On N cores, --jobs N --threads 1 "
+        "uses them better than one run with N threads for these small networks.",
+    )
+    parser.add_argument(
         "--report-only",
         action="store_true",
         help="Train nothing: rebuild the tables and plots from finished runs.",
@@ -1113,7 +1205,8 @@ def command_lines(args) -> list[str]:
         report += f" --report-dir {args.report_dir}"
     if args.doc:
         report += f" --doc {args.doc}"
-    return [f"{common} --threads {args.threads or 1}", report]
+    jobs = f" --jobs {args.jobs}" if args.jobs > 1 else ""
+    return [f"{common}{jobs} --threads {args.threads or 1}", report]
 
 
 def main(argv=None) -> int:
@@ -1128,6 +1221,8 @@ def main(argv=None) -> int:
             raise ValueError(f"--seeds must be >= 1, received {args.seeds}.")
         if args.threads < 0:
             raise ValueError(f"--threads must be >= 0, received {args.threads}.")
+        if args.jobs < 1:
+            raise ValueError(f"--jobs must be >= 1, received {args.jobs}.")
         grid = load_grid(args.grid)
         if args.config:
             base = Config.from_json(args.config)
@@ -1152,13 +1247,16 @@ def main(argv=None) -> int:
             flush=True,
         )
         try:
-            counts = run_grid(planned, threads=args.threads, retry_failed=args.retry_failed)
+            counts = run_grid(
+                planned, threads=args.threads, retry_failed=args.retry_failed, jobs=args.jobs
+            )
         except KeyboardInterrupt:
             print("\ninterrupted: rerun the same command to resume the grid.", file=sys.stderr)
             return 130
         print(
             f"{grid_name}: {counts['done']} runs trained now, {counts['skipped']} were done, "
-            f"{counts['failed']} failed.",
+            f"{counts['failed']} failed"
+            + (f", {counts['busy']} left to another runner." if counts["busy"] else "."),
             flush=True,
         )
     try:

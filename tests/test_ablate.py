@@ -232,3 +232,30 @@ def test_fig4_plot_and_occlusion_table_show_finished_cells_only(tmp_path):
     # Nothing finished: no plot.
     assert not ablate.plot_fig4(summary.assign(pckh_mean=np.nan), grid, tmp_path / "none.png")
     assert not (tmp_path / "none.png").exists()
+
+
+def test_a_run_claimed_by_a_live_runner_is_left_to_it(tmp_path):
+    run_dir = tmp_path / "cells" / "a" / "seed0"
+    # Another live process holds the run: it is left alone and its claim kept.
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        run_dir.mkdir(parents=True)
+        (run_dir / ablate.LOCK_FILE).write_text(f"{other.pid}\n")
+        assert ablate.claim_run(run_dir) == other.pid
+        assert (run_dir / ablate.LOCK_FILE).read_text().strip() == str(other.pid)
+    finally:
+        other.kill()
+        other.wait()
+    # The same claim from a runner that died is stale: taken over by this process.
+    assert ablate.claim_run(run_dir) == 0
+    assert (run_dir / ablate.LOCK_FILE).read_text().strip() == str(os.getpid())
+    # This process's own claim does not block it; releasing removes it.
+    assert ablate.claim_run(run_dir) == 0
+    ablate.release_run(run_dir)
+    assert not (run_dir / ablate.LOCK_FILE).exists()
+    assert ablate.claim_run(tmp_path / "new" / "seed0") == 0  # makes the folder
+
+
+def test_jobs_must_be_positive(capsys):
+    assert ablate.main(["--grid", "fig4", "--out", "x", "--jobs", "0"]) == 2
+    assert "--jobs must be >= 1" in capsys.readouterr().err
