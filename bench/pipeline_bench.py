@@ -11,6 +11,11 @@ Examples:
     python bench/pipeline_bench.py                      # 256 px, all cores
     python bench/pipeline_bench.py --cores 1 --batches 60
     python bench/pipeline_bench.py --records data/mpii_train --json
+    python bench/pipeline_bench.py --mpii-sample 1000 --cores 1   # real JPEG records
+
+`--mpii-sample N` converts the 5 real MPII photographs of ../shared/data/mpii (1280 x 720
+and 854 x 480 JPEGs, mmpose's test sample) N / 5 times over into one shard under
+.cache/bench/, so the records have real JPEG sizes and a realistic shard length.
 """
 
 import argparse
@@ -34,8 +39,40 @@ def parse_arguments(argv=None):
     parser.add_argument(
         "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="Config override."
     )
+    parser.add_argument(
+        "--mpii-sample",
+        type=int,
+        metavar="N",
+        help="Use N people made from the real MPII images in ../shared/data (see above).",
+    )
     parser.add_argument("--json", action="store_true", help="Print one JSON line.")
     return parser.parse_args(argv)
+
+
+def mpii_sample_records(people: int) -> str:
+    """Records of `people` people: the shared MPII sample repeated (built once, cached)."""
+    from pathlib import Path
+
+    from tfrecords_tools import mpii
+
+    shared = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mpii"
+    annotations = shared / "mmpose_test_mpii.json"
+    if not annotations.is_file():
+        raise FileNotFoundError(f"{annotations} not found (--mpii-sample needs ../shared/data)")
+    prefix = Path(".cache/bench") / f"mpii-sample-{people}"
+    if not Path(f"{prefix}.manifest.json").is_file():
+        entries = json.loads(annotations.read_text())
+        repeated = [entries[index % len(entries)] for index in range(people)]
+        prefix.parent.mkdir(parents=True, exist_ok=True)
+        listing = prefix.parent / f"mpii-sample-{people}.json"
+        listing.write_text(json.dumps(repeated))
+        code = mpii.main(
+            [str(listing), "--image-root", str(shared / "images"), "--output", str(prefix)]
+            + ["--examples-per-shard", str(people), "--no-progress"]
+        )
+        if code:
+            raise ValueError(f"converting {listing} failed (exit {code})")
+    return str(prefix)
 
 
 def main(argv=None):
@@ -56,7 +93,10 @@ def main(argv=None):
                 *arguments.set,
             ]
         )
-        dataset = pipeline.training_dataset(config, arguments.records, seed=0)
+        records = arguments.records
+        if arguments.mpii_sample:
+            records = mpii_sample_records(arguments.mpii_sample)
+        dataset = pipeline.training_dataset(config, records, seed=0)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -77,6 +117,7 @@ def main(argv=None):
         "images_per_second": round(images_per_second, 1),
         "images_per_second_per_core": round(images_per_second / arguments.cores, 1),
         "outputs": len(targets),
+        "records": records or "synthetic",
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
         "tensorflow": tf.__version__,
     }

@@ -1,7 +1,8 @@
 """The tf.data input pipeline: TFRecord shards -> augmented person crops -> targets.
 
 A chain of small named stages mapped over the dataset (the tf.data guide's style), with
-`AUTOTUNE` parallelism and prefetching at the end; no Python runs per example:
+`AUTOTUNE` parallelism and prefetching at the end; the only Python per example is the
+OpenCV crop (`opencv_crop`, which releases the GIL while it works):
 
     read_records   parallel interleaved reads over the shards (file order shuffled in
                    training), each shard on its own and each record tagged with its shard
@@ -11,13 +12,16 @@ A chain of small named stages mapped over the dataset (the tf.data guide's style
                    input ("" when it is fine)
     check_record   bad input fails with an error naming the shard and record index, or,
                    with `data.skip_bad_records`, was found by `scan_records` and is dropped
-    load_person    decode JPEG/PNG (grayscale -> RGB, alpha dropped, 16-bit -> 8-bit range)
-    crop_person    one affine warp per person: box = 200 * scale * box_scale image px around
-                   the centre (MPII convention, `transforms.box_px_from_scale`), times the
-                   augmentation's scale factor, rotated, optionally mirrored (joints swapped
-                   with `JointSet.flip_index`), centre jittered; the matrix is
-                   `transforms.crop_matrix`, computed with TF ops
-    jitter_colors  brightness, contrast, saturation
+    crop_source    decode what the crop needs: of a JPEG only the window the crop samples,
+                   at a DCT scale of up to 1/8 while that keeps one pixel per crop pixel;
+                   PNG whole (grayscale -> RGB, alpha dropped); 8 bits per channel; the
+                   decoded size must be the recorded one
+    crop_person    one affine warp per person (OpenCV, `opencv_crop`): box = 200 * scale *
+                   box_scale image px around the centre (MPII convention,
+                   `transforms.box_px_from_scale`), times the augmentation's scale factor,
+                   rotated, optionally mirrored (joints swapped with `JointSet.flip_index`),
+                   centre jittered; the matrix is `transforms.crop_matrix`, computed with TF
+                   ops; then brightness, contrast, saturation (`color_transform`)
     batch -> make_targets (`pose_keras.targets`) -> prefetch
 
 Augmentation (training) follows the stacked-hourglass recipe (Newell et al. 2016; SPEC §2):
@@ -56,11 +60,18 @@ from __future__ import annotations
 import dataclasses
 import logging
 
+import numpy as np
 import tensorflow as tf
 
 from pose_keras import records
 from pose_keras.config import Config, DataConfig
-from pose_keras.inference import apply_affine, crop_matrix, has_end_marker, warp_image
+from pose_keras.inference import (
+    apply_affine,
+    compose_affine,
+    crop_matrix,
+    has_end_marker,
+    invert_affine,
+)
 from pose_keras.joints import HEAD_BOX, TORSO, JointSet, get_joint_set
 from pose_keras.metrics import SC_BIAS
 from pose_keras.records import (  # noqa: F401  (split handling lives in records.py)
@@ -407,10 +418,9 @@ def decode_image(encoded):
     return image * 255.0
 
 
-def load_person(example):
-    """Decode the image; a decoded size other than the recorded one is bad input."""
-    image = decode_image(example["encoded"])
-    decoded_size = tf.shape(image)[:2]
+def size_assertion(example, decoded_size):
+    """The op asserting the image's real (height, width) is the recorded one (a mismatch is
+    bad input: the annotations were made on another raster)."""
     message = tf.strings.join(
         [
             _describe(example),
@@ -420,11 +430,163 @@ def load_person(example):
             ),
         ]
     )
-    assertion = tf.debugging.Assert(tf.reduce_all(decoded_size == example["image_size"]), [message])
-    with tf.control_dependencies([assertion]):
-        example["image"] = tf.identity(image)
+    return tf.debugging.Assert(tf.reduce_all(decoded_size == example["image_size"]), [message])
+
+
+# libjpeg's DCT-domain downscaling factors (`tf.io.decode_and_crop_jpeg(ratio=...)`).
+JPEG_RATIOS = (1, 2, 4, 8)
+
+
+def jpeg_ratio_index(box_px, input_size: int):
+    """Index into `JPEG_RATIOS` of the largest factor r with r <= box_px / input_size: the
+    image, decoded at 1/r, still has at least one pixel per crop pixel."""
+    minification = tf.cast(box_px, tf.float32) / float(input_size)
+    index = tf.floor(tf.math.log(tf.maximum(minification, 1.0)) / tf.math.log(2.0) + 1e-4)
+    return tf.cast(tf.clip_by_value(index, 0.0, len(JPEG_RATIOS) - 1.0), tf.int32)
+
+
+def jpeg_crop_source(encoded, image_size, matrix, input_size: int, ratio: int):
+    """The part of a JPEG that the crop `matrix` samples, decoded at 1/`ratio`.
+
+    The crop's corners (one crop pixel beyond each side) are mapped back to image px; the
+    window is their bounding box at the 1/ratio scale plus one scaled pixel of bilinear
+    support, clipped to the image (`tf.io.decode_and_crop_jpeg` takes the window in the
+    scaled image's pixels). Pixel centres: scaled pixel u covers image px [u r, (u + 1) r),
+    so its centre is image x = (u + 0.5) r - 0.5.
+
+    Returns:
+        (window uint8 (h, w, 3), 2x3 float32 matrix window px -> crop px).
+    """
+    inverse = invert_affine(tf.cast(matrix, tf.float64))
+    side = float(input_size)
+    corners = tf.constant([[-1.0, -1.0], [side, -1.0], [-1.0, side], [side, side]], tf.float64)
+    points = apply_affine(inverse, corners)  # (4, 2) image x, y
+    scaled = (points + 0.5) / ratio - 0.5
+    scaled_size = tf.cast(  # (width, height) of the image decoded at 1/ratio
+        tf.math.ceil(tf.cast(image_size[::-1], tf.float64) / ratio), tf.int32
+    )
+    low = tf.cast(tf.floor(tf.reduce_min(scaled, axis=0)), tf.int32) - 1
+    high = tf.cast(tf.math.ceil(tf.reduce_max(scaled, axis=0)), tf.int32) + 2
+    low = tf.clip_by_value(low, 0, scaled_size - 1)
+    high = tf.clip_by_value(high, low + 1, scaled_size)
+    window = tf.io.decode_and_crop_jpeg(
+        encoded,
+        tf.stack([low[1], low[0], high[1] - low[1], high[0] - low[0]]),
+        channels=3,
+        ratio=ratio,
+    )
+    offset = ratio * (tf.cast(low, tf.float64) + 0.5) - 0.5
+    to_image = tf.concat(  # window px -> image px
+        [tf.eye(2, dtype=tf.float64) * ratio, offset[:, None]], axis=1
+    )
+    source_matrix = compose_affine(tf.cast(matrix, tf.float64), to_image)
+    return window, tf.cast(source_matrix, tf.float32)
+
+
+def crop_source(example, matrix, box_px, input_size: int):
+    """(example without "encoded", 8-bit pixels, 2x3 matrix pixels -> crop px).
+
+    JPEG: only the window the crop samples is decoded, at the largest `JPEG_RATIOS` factor
+    that keeps one image pixel per crop pixel (`jpeg_crop_source`); the size check reads
+    the header first. Other formats (PNG): the whole image, 8 bits per channel (a 16-bit
+    PNG keeps its high byte), with `matrix` itself. At ratio 1 a window's crop is the
+    whole image's crop; at 1/r the decoder averages r x r pixel blocks, which a bilinear
+    crop of the full image would skip over (tests/test_pipeline.py compares both).
+    """
+    encoded = example["encoded"]
+
+    def from_jpeg():
+        with tf.control_dependencies(
+            [size_assertion(example, tf.io.extract_jpeg_shape(encoded)[:2])]
+        ):
+            index = jpeg_ratio_index(box_px, input_size)
+        branches = [
+            (
+                lambda ratio=ratio: jpeg_crop_source(
+                    encoded, example["image_size"], matrix, input_size, ratio
+                )
+            )
+            for ratio in JPEG_RATIOS
+        ]
+        return tf.switch_case(index, branches)
+
+    def from_whole_image():
+        image = tf.io.decode_image(encoded, channels=3, dtype=tf.uint8, expand_animations=False)
+        with tf.control_dependencies([size_assertion(example, tf.shape(image)[:2])]):
+            return tf.identity(image), tf.cast(matrix, tf.float32)
+
+    image, source_matrix = tf.cond(tf.io.is_jpeg(encoded), from_jpeg, from_whole_image)
+    image.set_shape([None, None, 3])
+    example = dict(example)
     del example["encoded"]
-    return example
+    return example, image, source_matrix
+
+
+def color_transform(factors, channel_mean):
+    """Colour jitter as one affine map of RGB: (A (3, 3), b (3,)), new pixel = A x + b.
+
+    `factors` are (brightness, contrast, saturation). In order: `x *= brightness`;
+    `x = gray + saturation * (x - gray)` with `gray` the pixel's channel mean;
+    `x = mean + contrast * (x - mean)` with `mean` the crop's mean intensity after the first
+    two steps (`channel_mean`: the crop's mean RGB). `opencv_crop` rounds and clips the
+    result to 8 bits.
+    """
+    brightness, contrast, saturation = (float(value) for value in factors)
+    mixing = brightness * (saturation * np.eye(3) + (1.0 - saturation) * np.full((3, 3), 1 / 3))
+    mean = float(np.mean(mixing @ np.asarray(channel_mean, np.float64)))
+    return contrast * mixing, np.full(3, (1.0 - contrast) * mean)
+
+
+def _opencv_crop(pixels, matrix, size, factors):
+    """numpy side of `opencv_crop`."""
+    import cv2
+
+    if not _OPENCV_READY:
+        cv2.setNumThreads(1)  # tf.data's parallel calls are the parallelism
+        _OPENCV_READY.append(True)
+    crop = cv2.warpAffine(
+        pixels,
+        matrix.astype(np.float64),
+        (int(size), int(size)),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
+    if np.any(factors != 1.0):
+        linear, offset = color_transform(factors, cv2.mean(crop)[:3])
+        affine = np.concatenate([linear, offset[:, None]], axis=1)
+        crop = cv2.transform(crop, affine)  # rounded and clipped to [0, 255]
+    return crop.astype(np.float32)
+
+
+_OPENCV_READY: list = []
+
+
+def opencv_crop(pixels, matrix, input_size: int, color=None):
+    """The crop of 8-bit `pixels` through a 2x3 matrix pixels -> crop px, colour-jittered.
+
+    The map and conventions of `inference.warp_image` (integer pixel centres, bilinear, 0
+    outside the image), with `cv2.warpAffine`: about ten times faster than TF's
+    `ImageProjectiveTransformV3` on a CPU. The crop is rounded to 8 bits as the inference
+    crops are (`inference.crop_image`); OpenCV places samples to 1/32 px. Then
+    `color_transform` with `color` (brightness, contrast, saturation; None = none), also
+    rounded to 8 bits. Runs
+    as one `tf.numpy_function` (OpenCV releases the GIL while it works), so it is for the
+    training pipeline, never for an exported graph; tests/test_pipeline.py checks it
+    against `warp_image` on real photographs.
+
+    Returns:
+        float32 (S, S, 3) RGB in [0, 255].
+    """
+    color = tf.ones([3]) if color is None else color
+    crop = tf.numpy_function(
+        _opencv_crop,
+        [tf.cast(pixels, tf.uint8), tf.cast(matrix, tf.float64), input_size, color],
+        tf.float32,
+        stateful=False,
+    )
+    crop.set_shape([input_size, input_size, 3])
+    return crop
 
 
 def identity_augmentation():
@@ -456,27 +618,51 @@ def sample_augmentation(seed, data_config: DataConfig):
     }
 
 
-def crop_person(example, augmentation, input_size: int, box_scale: float, flip_index):
-    """The one affine crop of a person, with its keypoints and joint order.
+def person_crop_geometry(example, augmentation, input_size: int, box_scale: float):
+    """(crop matrix float32 (2, 3) image px -> crop px, box side in image px) of a person.
 
-    Args:
-        example: dict with "image" (H, W, 3), "keypoints" (J, 2) image px, "visibility"
-            (J,), "center" (2,), "scale".
-        augmentation: dict from `sample_augmentation` or `identity_augmentation`.
-        input_size: int. Side of the crop S.
-        box_scale: float. Box side = 200 * scale * box_scale (`transforms.box_px_from_scale`).
-        flip_index: sequence of int. `JointSet.flip_index`.
-
-    Returns:
-        dict: "image" (S, S, 3) float32, "keypoints_input_px" (J, 2), "visibility" (J,)
-        (both in the flipped joint order when mirrored) and "crop_matrix" (2, 3).
+    Box side = 200 * scale * box_scale (`transforms.box_px_from_scale`) x the augmentation's
+    scale factor, centred on the person's centre shifted by `shift` x the side, rotated and
+    optionally mirrored (`transforms.crop_matrix`).
     """
     box_px = example["scale"] * PIXELS_PER_SCALE * box_scale * augmentation["scale_factor"]
     center = example["center"] + augmentation["shift"] * box_px
     matrix = crop_matrix(
         center, box_px, input_size, augmentation["rotation_deg"], augmentation["flip"]
     )
-    matrix = tf.cast(matrix, tf.float32)
+    return tf.cast(matrix, tf.float32), box_px
+
+
+def crop_person(
+    example,
+    augmentation,
+    input_size: int,
+    box_scale: float,
+    flip_index,
+    source=None,
+    jitter=False,
+):
+    """The one affine crop of a person, with its keypoints and joint order.
+
+    Args:
+        example: dict with "keypoints" (J, 2) image px, "visibility" (J,), "center" (2,),
+            "scale", and "image" (H, W, 3) 8-bit values unless `source` is given.
+        augmentation: dict from `sample_augmentation` or `identity_augmentation`.
+        input_size: int. Side of the crop S.
+        box_scale: float. Box side = 200 * scale * box_scale (`transforms.box_px_from_scale`).
+        flip_index: sequence of int. `JointSet.flip_index`.
+        source: (8-bit pixels (h, w, 3), 2x3 matrix pixels -> crop px) or None: the pixels
+            to warp (from `crop_source`: a decoded window of the image); None = the whole
+            `example["image"]` with the crop matrix.
+        jitter: bool. Apply the augmentation's colour factors (`color_transform`).
+
+    Returns:
+        dict: "image" (S, S, 3) float32, "keypoints_input_px" (J, 2), "visibility" (J,)
+        (both in the flipped joint order when mirrored) and "crop_matrix" (2, 3), image px
+        -> crop px.
+    """
+    matrix, _ = person_crop_geometry(example, augmentation, input_size, box_scale)
+    pixels, pixels_matrix = source if source is not None else (example["image"], matrix)
     keypoints = apply_affine(matrix, example["keypoints"])
     visibility = example["visibility"]
     order = tf.where(
@@ -484,30 +670,13 @@ def crop_person(example, augmentation, input_size: int, box_scale: float, flip_i
         tf.constant(flip_index, tf.int32),
         tf.range(len(flip_index), dtype=tf.int32),
     )
+    color = augmentation["color"] if jitter else None
     return {
-        "image": warp_image(example["image"], matrix, input_size),
+        "image": opencv_crop(pixels, pixels_matrix, input_size, color),
         "keypoints_input_px": tf.gather(keypoints, order),
         "visibility": tf.gather(visibility, order),
         "crop_matrix": matrix,
     }
-
-
-def jitter_colors(image, factors):
-    """Brightness, saturation and contrast factors (3,) applied to RGB in [0, 255].
-
-    In order: `x *= brightness`; `x = gray + saturation * (x - gray)` with `gray` the
-    per-pixel channel mean; `x = mean + contrast * (x - mean)` with `mean` the image's
-    mean intensity; clipped to [0, 255]. The three steps are linear, so they are folded
-    into one 3x3 colour matrix and an offset: a single pass over the pixels.
-    """
-    brightness, contrast, saturation = factors[0], factors[1], factors[2]
-    identity = tf.eye(3)
-    average = tf.fill([3, 3], 1.0 / 3.0)
-    mixing = brightness * (saturation * identity + (1.0 - saturation) * average)
-    channel_mean = tf.reduce_mean(image, axis=[0, 1])
-    mean = tf.reduce_mean(tf.linalg.matvec(mixing, channel_mean))
-    transformed = tf.tensordot(image, contrast * tf.transpose(mixing), axes=1)
-    return tf.clip_by_value(transformed + (1.0 - contrast) * mean, 0.0, 255.0)
 
 
 def pck_normalizer(example, joint_set: JointSet):
@@ -780,16 +949,23 @@ def prepared_examples(
     dataset = _good_records(config, split, training, seed, require_annotations).enumerate()
 
     def prepare(position, example):
-        example = load_person(example)
         if training:
             augmentation = sample_augmentation(
                 tf.stack([tf.constant(seed, tf.int64), position]), data
             )
         else:
             augmentation = identity_augmentation()
-        crop = crop_person(example, augmentation, input_size, data.box_scale, flip_index)
-        if training and data.color_jitter > 0:
-            crop["image"] = jitter_colors(crop["image"], augmentation["color"])
+        matrix, box_px = person_crop_geometry(example, augmentation, input_size, data.box_scale)
+        example, pixels, pixels_matrix = crop_source(example, matrix, box_px, input_size)
+        crop = crop_person(
+            example,
+            augmentation,
+            input_size,
+            data.box_scale,
+            flip_index,
+            source=(pixels, pixels_matrix),
+            jitter=training and data.color_jitter > 0,
+        )
         crop.update(
             {
                 "keypoints": example["keypoints"],
@@ -808,6 +984,7 @@ def prepared_examples(
     dataset = dataset.map(prepare, num_parallel_calls=AUTOTUNE)
     options = tf.data.Options()
     options.deterministic = bool(data.deterministic)
+    options.experimental_optimization.map_fusion = True
     return dataset.with_options(options)
 
 

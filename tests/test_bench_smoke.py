@@ -16,6 +16,7 @@ from conftest import REPO_ROOT
 
 BENCH = REPO_ROOT / "bench" / "train_bench.py"
 DEVICE_CHECK = REPO_ROOT / "bench" / "device_check.sh"
+PIPELINE_BENCH = REPO_ROOT / "bench" / "pipeline_bench.py"
 
 
 def load_train_bench():
@@ -76,6 +77,18 @@ def test_update_docs_rewrites_only_the_generated_block(tf_smoke, tmp_path):
     assert text.startswith("# Benchmarks\n\nwritten by hand\n") and text.endswith("## After\n")
     row = next(row for row in text.splitlines() if row.startswith("| tiny | tf |"))
     assert f"{lines[0]['train_img_s']:.2f}" in row
+
+
+def test_pipeline_bench_smoke_on_records_of_the_real_mpii_photos(shared_data, tmp_path):
+    command = [sys.executable, str(PIPELINE_BENCH), "--mpii-sample", "10", "--input-size", "64"]
+    command += ["--batch-size", "4", "--batches", "2", "--warmup", "1", "--cores", "1", "--json"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (line,) = json_lines(result.stdout)
+    assert line["images_per_second"] > 0 and line["cores"] == 1
+    assert line["records"].endswith("mpii-sample-10") and line["outputs"] >= 1
+    manifest = json.loads((tmp_path / ".cache/bench/mpii-sample-10.manifest.json").read_text())
+    assert manifest["count"] == 10
 
 
 def test_bad_flags_exit_2_with_a_one_line_reason():

@@ -588,3 +588,144 @@ def test_pck_normalizer_gives_the_numbers_of_person_normalizers_on_mpii_and_flic
         )
         assert len(expected) == len(people) > 100 and (expected > 0).all()
         np.testing.assert_allclose(found, expected, rtol=1e-5)
+
+
+# --------------------------------------------------------------------------------------
+# Decoding only the crop's window; the OpenCV crop and colour jitter
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real_mpii_records(shared_data, tmp_path_factory):
+    """The 5 real MPII photographs (1280 x 720 and 854 x 480 JPEGs) as records."""
+    from tfrecords_tools import mpii
+
+    prefix = tmp_path_factory.mktemp("real_mpii") / "mpii"
+    arguments = [str(shared_data / "mpii" / "mmpose_test_mpii.json"), "--no-progress"]
+    arguments += ["--image-root", str(shared_data / "mpii" / "images"), "--output", str(prefix)]
+    assert mpii.main(arguments) == 0
+    return str(prefix)
+
+
+def whole_image_crops(config, prefix):
+    """(pipeline crop, the same crop warped by `inference.warp_image` from the whole
+    image decoded at full size, ratio index) for every person of `prefix`."""
+    from pose_keras.inference import warp_image
+
+    size = config.model.input_size
+    split = records.resolve_split(prefix)
+    examples = pipeline.prepared_examples(config, prefix, training=False)
+    raw = pipeline._good_records(config, split, False, 0)
+    crops = []
+    for example, record in zip(examples, raw, strict=True):
+        whole = pipeline.decode_image(record["encoded"])
+        reference = warp_image(whole, example["crop_matrix"], size).numpy()
+        box_px = example["scale"] * transforms.PIXELS_PER_SCALE * config.data.box_scale
+        ratio = pipeline.JPEG_RATIOS[int(pipeline.jpeg_ratio_index(box_px, size))]
+        crops.append((example["image"].numpy(), reference, ratio))
+    return crops
+
+
+def test_window_crops_of_real_photos_equal_whole_image_crops_at_full_scale(real_mpii_records):
+    crops = whole_image_crops(tiny_config("model.input_size=512"), real_mpii_records)
+    full_scale = [(crop, reference) for crop, reference, ratio in crops if ratio == 1]
+    assert len(full_scale) >= 3  # most of these boxes are under 1024 px
+    for crop, reference in full_scale:
+        # Only OpenCV's 8-bit rounding (and its 1/32 px sample grid) differs.
+        np.testing.assert_allclose(crop, reference, atol=1.01)
+        assert np.abs(crop - reference).mean() < 0.3
+    # Decoded at 1/r, the crop is an r x r block average of the same place: close to the
+    # whole-image crop, not equal (that one skips pixels).
+    crops = whole_image_crops(tiny_config("model.input_size=64"), real_mpii_records)
+    assert all(ratio >= 2 for _, _, ratio in crops)
+    for crop, reference, _ in crops:
+        assert np.abs(crop - reference).mean() < 12.0
+        assert abs(crop.mean() - reference.mean()) < 3.0
+
+
+def smooth_jpeg(height=720, width=1280):
+    """A smooth colour pattern: crops of it barely depend on the sampling, only on where."""
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    image = np.stack(
+        [
+            127 + 100 * np.sin(xs / 40.0),
+            127 + 100 * np.cos(ys / 33.0),
+            127 + 80 * np.sin((xs + ys) / 57.0),
+        ],
+        axis=-1,
+    )
+    ok, data = cv2.imencode(
+        ".jpg", image.astype(np.uint8)[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 98]
+    )
+    assert ok
+    return data.tobytes()
+
+
+@pytest.mark.parametrize(
+    "input_size, box_px, rotation_deg, expected_ratio",
+    [(64, 560.0, 10.0, 8), (128, 600.0, -10.0, 4), (64, 130.0, 25.0, 2), (256, 200.0, 0.0, 1)],
+)
+def test_a_window_decoded_at_a_reduced_scale_is_placed_where_the_crop_samples(
+    input_size, box_px, rotation_deg, expected_ratio
+):
+    encoded = tf.constant(smooth_jpeg())
+    example = {
+        "encoded": encoded,
+        "image_size": tf.constant([720, 1280]),
+        "source": tf.constant("smooth.jpg"),
+        "record_index": tf.constant(0, tf.int64),
+    }
+    # Centred inside the image, so no crop pixel falls outside it (where fill differs).
+    matrix = pipeline.crop_matrix(tf.constant([640.0, 360.0]), box_px, input_size, rotation_deg)
+    assert pipeline.JPEG_RATIOS[int(pipeline.jpeg_ratio_index(box_px, input_size))] == (
+        expected_ratio
+    )
+    _, window, window_matrix = pipeline.crop_source(
+        example, matrix, tf.constant(box_px), input_size
+    )
+    # Only the part the crop samples was decoded, at 1/ratio.
+    assert window.shape[0] * window.shape[1] < (box_px * 1.5 / expected_ratio + 4) ** 2
+    crop = pipeline.opencv_crop(window, window_matrix, input_size).numpy()
+    from pose_keras.inference import warp_image
+
+    reference = warp_image(pipeline.decode_image(encoded), matrix, input_size).numpy()
+    # Half a decoded pixel off would be up to ~0.02 * 100 * ratio / 2 grey levels per px of
+    # slope here; block averaging of this smooth pattern costs well under that.
+    assert np.abs(crop - reference).mean() < 1.5
+    assert np.abs(crop - reference).max() < 8.0
+
+
+def test_colour_transform_is_brightness_then_saturation_then_contrast():
+    rng = np.random.default_rng(3)
+    pixels = rng.uniform(0, 200, size=(50, 3))
+    channel_mean = pixels.mean(axis=0)
+
+    def apply(factors):
+        linear, offset = pipeline.color_transform(np.array(factors), channel_mean)
+        return pixels @ linear.T + offset
+
+    np.testing.assert_allclose(apply([1.0, 1.0, 1.0]), pixels, atol=1e-9)
+    np.testing.assert_allclose(apply([1.2, 1.0, 1.0]), 1.2 * pixels, atol=1e-9)
+    gray = pixels.mean(axis=1, keepdims=True)
+    np.testing.assert_allclose(apply([1.0, 1.0, 0.0]), np.repeat(gray, 3, axis=1), atol=1e-9)
+    # Contrast 0: every pixel becomes the crop's mean intensity.
+    np.testing.assert_allclose(apply([1.0, 0.0, 1.0]), np.full((50, 3), pixels.mean()), atol=1e-9)
+    # All three, step by step.
+    brightness, contrast, saturation = 0.9, 1.15, 0.8
+    step = brightness * pixels
+    step = step.mean(axis=1, keepdims=True) + saturation * (step - step.mean(axis=1, keepdims=True))
+    step = step.mean() + contrast * (step - step.mean())
+    np.testing.assert_allclose(apply([brightness, contrast, saturation]), step, atol=1e-9)
+
+
+def test_jittered_opencv_crop_is_the_colour_transform_of_the_plain_crop():
+    rng = np.random.default_rng(4)
+    image = tf.constant(rng.integers(0, 256, size=(90, 120, 3)), tf.uint8)
+    matrix = pipeline.crop_matrix(tf.constant([60.0, 45.0]), 80.0, 64, 15.0)
+    plain = pipeline.opencv_crop(image, matrix, 64).numpy()
+    factors = np.array([1.1, 0.85, 1.2], np.float32)
+    jittered = pipeline.opencv_crop(image, matrix, 64, tf.constant(factors)).numpy()
+    linear, offset = pipeline.color_transform(factors, plain.reshape(-1, 3).mean(axis=0))
+    expected = np.clip(plain @ linear.T + offset, 0, 255)
+    np.testing.assert_allclose(jittered, expected, atol=1.01)  # rounded to 8 bits
+    assert np.abs(jittered - plain).mean() > 5  # the jitter did something
