@@ -330,6 +330,31 @@ def build_training_state(model, dataset):
         lambda spec: keras.KerasTensor(tuple(spec.shape), spec.dtype.name), specs
     )
     symbolic_build(data_batch=batch)
+    if getattr(model, "_distribute_strategy", None) is not None:
+        # Under a strategy Keras would build again in `fit`, from the first distributed
+        # batch averaged over the replicas; with MultiWorkerMirroredStrategy that average
+        # fails on the nested per-replica batch ("Attempt to convert a value (PerReplica:
+        # ...)", keras-team/keras#20585, open). The build is done: skip Keras' repeat.
+        model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+
+
+def multiworker_train_step(model) -> None:
+    """Let Keras 3 average a multi-worker train step's logs.
+
+    Under MultiWorkerMirroredStrategy Keras reduces each log value with `strategy.reduce(
+    "MEAN", value, axis=0)`, which fails on the scalar losses ("Invalid reduction
+    dimension 0 for input with 0 dimensions", keras-team/keras#20585). Each replica's
+    values are given shape (1,); the reduction over replicas and that axis makes them
+    scalars again, so the logs are what one worker would log.
+    """
+    import keras
+
+    step = model.train_step
+
+    def train_step(data):
+        return {name: keras.ops.reshape(value, (1,)) for name, value in step(data).items()}
+
+    model.train_step = train_step
 
 
 def distribution_strategy(name: str):
@@ -531,6 +556,8 @@ def _run(plan: TrainingPlan, extra_callbacks, verbose) -> FitResult:
             # train step is not traced twice.
             model.optimizer.build(model.trainable_variables)
             build_training_state(model, train_data)
+            if train.distribution == "multiworker":
+                multiworker_train_step(model)
     finally:
         keras.config.set_dtype_policy(previous_policy)
 

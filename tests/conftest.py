@@ -27,6 +27,7 @@ COSTLIEST_FILES_FIRST = (
     "test_model.py",
     "test_bench_smoke.py",
     "test_ablate.py",
+    "test_distribution.py",
     "test_export.py",
     "test_notebooks.py",
     "test_api.py",
