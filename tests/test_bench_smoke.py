@@ -1,6 +1,7 @@
 """The speed benchmarks run, in smoke form (64 px tiny models, one step, no thresholds).
 
-bench/train_bench.py with the TF backend, bench/device_check.sh's Python part with the JAX
+bench/train_bench.py with the TF backend, bench/pipeline_bench.py on records of the real
+MPII photos, bench/synthetic_bench.py, bench/device_check.sh's Python part with the JAX
 backend in a subprocess (no TensorFlow imported there, as on the accelerator machine), and
 the PyTorch reference against the plain Keras network it races (where torch is installed).
 """
@@ -17,6 +18,7 @@ from conftest import REPO_ROOT
 BENCH = REPO_ROOT / "bench" / "train_bench.py"
 DEVICE_CHECK = REPO_ROOT / "bench" / "device_check.sh"
 PIPELINE_BENCH = REPO_ROOT / "bench" / "pipeline_bench.py"
+SYNTHETIC_BENCH = REPO_ROOT / "bench" / "synthetic_bench.py"
 
 
 def load_train_bench():
@@ -89,6 +91,15 @@ def test_pipeline_bench_smoke_on_records_of_the_real_mpii_photos(shared_data, tm
     assert line["records"].endswith("mpii-sample-10") and line["outputs"] >= 1
     manifest = json.loads((tmp_path / ".cache/bench/mpii-sample-10.manifest.json").read_text())
     assert manifest["count"] == 10
+
+
+def test_synthetic_bench_smoke_generates_and_times_both_splits(tmp_path):
+    command = [sys.executable, str(SYNTHETIC_BENCH), "--train", "6", "--val", "3"]
+    command += ["--workers", "1", "--json"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (line,) = json_lines(result.stdout)
+    assert line["people"] == 9 and line["workers"] == 1 and line["people_per_s"] > 0
 
 
 def test_bad_flags_exit_2_with_a_one_line_reason():
