@@ -58,6 +58,7 @@ Examples:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 
 import numpy as np
@@ -539,11 +540,7 @@ def color_transform(factors, channel_mean):
 
 def _opencv_crop(pixels, matrix, size, factors):
     """numpy side of `opencv_crop`."""
-    import cv2
-
-    if not _OPENCV_READY:
-        cv2.setNumThreads(1)  # tf.data's parallel calls are the parallelism
-        _OPENCV_READY.append(True)
+    cv2 = _opencv()
     crop = cv2.warpAffine(
         pixels,
         matrix.astype(np.float64),
@@ -559,7 +556,13 @@ def _opencv_crop(pixels, matrix, size, factors):
     return crop.astype(np.float32)
 
 
-_OPENCV_READY: list = []
+@functools.cache
+def _opencv():
+    """OpenCV, set to one thread per call once: tf.data's parallel calls are the parallelism."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    return cv2
 
 
 def opencv_crop(pixels, matrix, input_size: int, color=None):
