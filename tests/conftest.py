@@ -17,6 +17,17 @@ SHARED_DATA = Path(os.environ.get("POSE_KERAS_SHARED_DATA", REPO_ROOT.parent / "
 
 TEST_SEED = 0
 
+# The tests' tiny network, as config overrides: 64 px, one stack, 16 channels, GT and GT/2
+# heads plus `refined`.
+TINY_MODEL = [
+    "model.input_size=64",
+    "model.stacks=1",
+    "model.channels=16",
+    "model.stem_channels=16",
+    "model.regression_channels=16",
+    "model.supervised_scales=1,2",
+]
+
 # Scheduling under `pytest -n 2`: whole test files go to one worker each (their module
 # fixtures, such as a trained tiny run, are built once, not once per worker), the most
 # expensive files first, so that the two workers finish together (longest job first).

@@ -11,17 +11,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import TINY_MODEL
 
 from pose_keras import ablate
 from pose_keras.config import Config
 
 TINY = [
-    "model.input_size=64",
-    "model.stacks=1",
-    "model.channels=16",
-    "model.stem_channels=16",
-    "model.regression_channels=16",
-    "model.supervised_scales=1,2",
+    *TINY_MODEL,
     "train.epochs=2",
     "train.steps_per_epoch=2",
     "train.batch_size=8",

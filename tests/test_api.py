@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import TINY_MODEL
 
 import pose_keras
 from pose_keras import curves
@@ -22,12 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # The tiny run costs about a minute of CPU; the tests that use it are marked slow.
 slow = pytest.mark.slow
 TINY = [
-    "model.input_size=64",
-    "model.stacks=1",
-    "model.channels=16",
-    "model.stem_channels=16",
-    "model.regression_channels=16",
-    "model.supervised_scales=1,2",
+    *TINY_MODEL,
     "data.synthetic_train=16",
     "data.synthetic_val=8",
     "train.epochs=2",

@@ -15,16 +15,12 @@ import subprocess
 import sys
 
 import numpy as np
+from conftest import TINY_MODEL
 
 from pose_keras.config import Config
 
 OVERRIDES = [
-    "model.input_size=64",
-    "model.stacks=1",
-    "model.channels=16",
-    "model.stem_channels=16",
-    "model.regression_channels=16",
-    "model.supervised_scales=1,2",
+    *TINY_MODEL,
     "data.synthetic_train=64",
     "data.synthetic_val=16",
     "train.epochs=3",

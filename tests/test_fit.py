@@ -13,6 +13,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from conftest import TINY_MODEL
 
 import pose_keras.losses  # noqa: F401  (registers HeatmapLoss for compiled loading)
 from pose_keras.config import Config
@@ -21,15 +22,6 @@ from pose_keras.runs import load_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-# A small network at 64 px: one stack, 16 channels, GT and GT/2 heads plus `refined`.
-TINY_MODEL = [
-    "model.input_size=64",
-    "model.stacks=1",
-    "model.channels=16",
-    "model.stem_channels=16",
-    "model.regression_channels=16",
-    "model.supervised_scales=1,2",
-]
 
 # The learning test's recipe: ~1,500 augmented crops of the tiny network, a few minutes.
 LEARNING_OVERRIDES = [
