@@ -644,6 +644,7 @@ def crop_person(
     flip_index,
     source=None,
     jitter=False,
+    matrix=None,
 ):
     """The one affine crop of a person, with its keypoints and joint order.
 
@@ -658,13 +659,17 @@ def crop_person(
             to warp (from `crop_source`: a decoded window of the image); None = the whole
             `example["image"]` with the crop matrix.
         jitter: bool. Apply the augmentation's colour factors (`color_transform`).
+        matrix: float32 (2, 3) or None. The crop matrix, image px -> crop px, when the
+            caller already has it from `person_crop_geometry` (as `prepared_examples` does,
+            for `crop_source`); None = computed here from the example and augmentation.
 
     Returns:
         dict: "image" (S, S, 3) float32, "keypoints_input_px" (J, 2), "visibility" (J,)
         (both in the flipped joint order when mirrored) and "crop_matrix" (2, 3), image px
         -> crop px.
     """
-    matrix, _ = person_crop_geometry(example, augmentation, input_size, box_scale)
+    if matrix is None:
+        matrix, _ = person_crop_geometry(example, augmentation, input_size, box_scale)
     pixels, pixels_matrix = source if source is not None else (example["image"], matrix)
     keypoints = apply_affine(matrix, example["keypoints"])
     visibility = example["visibility"]
@@ -968,6 +973,7 @@ def prepared_examples(
             flip_index,
             source=(pixels, pixels_matrix),
             jitter=training and data.color_jitter > 0,
+            matrix=matrix,
         )
         crop.update(
             {
