@@ -316,7 +316,13 @@ def run_grid(
             return
         try:
             with guard:
-                remaining = sum(1 for later in planned[index - 1 :] if not later.is_finished())
+                # Every unfinished run, this one and those the other jobs are training
+                # included, so that lines printed together by two jobs agree.
+                remaining = sum(
+                    1
+                    for other in planned
+                    if not other.is_finished() and (retry_failed or not other.has_failed())
+                )
                 mean = sum(durations) / len(durations) if durations else 0.0
             eta = (
                 f"ETA {_format_seconds(remaining * mean / jobs)}"
