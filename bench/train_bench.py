@@ -16,7 +16,9 @@ fixed random batch held in memory (model only, no input pipeline):
   MACs of `pose_keras.summary.count_macs` per image (x3 for a training step: forward,
   gradient by input, gradient by weights).
 
-Variants: `tf` (TensorFlow, as `fit` runs it: no XLA), `tf_xla` (jit_compile=True),
+Variants: `tf` (TensorFlow, as `fit` runs it: no XLA, oneDNN kernels), `tf_eigen` (the same
+with `TF_ENABLE_ONEDNN_OPTS=0`: TensorFlow's default on CPUs without AVX-512 VNNI/AMX),
+`tf_xla` (jit_compile=True),
 `tf_mixed` (mixed_float16, what `train.mixed_precision=true` sets), `tf_bf16`
 (mixed_bfloat16), `jax` (jit), `jax_bf16`, `torch` (the torch backend of Keras, eager) and
 `torch_reference` (bench/torch_reference.py, plain shapes only). Shapes: `paper` (4x64,
@@ -86,6 +88,9 @@ SHAPES = {
 # backend: KERAS_BACKEND of the process ("torch_reference": our PyTorch model, no Keras).
 VARIANTS = {
     "tf": {"backend": "tensorflow", "jit_compile": False, "policy": "float32"},
+    # TensorFlow's own kernels where it does not pick oneDNN itself (CPUs without AVX-512
+    # VNNI/BF16 or AMX); pose_keras turns oneDNN on (`pose_keras.use_onednn_kernels`).
+    "tf_eigen": {"backend": "tensorflow", "jit_compile": False, "policy": "float32", "onednn": "0"},
     "tf_xla": {"backend": "tensorflow", "jit_compile": True, "policy": "float32"},
     "tf_mixed": {"backend": "tensorflow", "jit_compile": False, "policy": "mixed_float16"},
     "tf_bf16": {"backend": "tensorflow", "jit_compile": False, "policy": "mixed_bfloat16"},
@@ -493,6 +498,7 @@ def run_worker(spec):
         "infer_mfu": round(flops_per_image * infer_img_s / measured["matmul_flops"], 4),
         "device": keras_device(variant["backend"]),
         "threads": threads,
+        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
         "versions": versions(variant["backend"]),
         # The accelerator machine has no TensorFlow: the JAX and torch paths must not need it.
         "tensorflow_imported": "tensorflow" in sys.modules,
@@ -592,6 +598,12 @@ def worker_environment(variant, torch_path):
     environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     backend = VARIANTS[variant]["backend"]
     environment["KERAS_BACKEND"] = "torch" if backend == "torch_reference" else backend
+    # What `python -m pose_keras.fit` runs with (it imports pose_keras before TensorFlow),
+    # unless the variant says otherwise or the caller set it.
+    if "onednn" in VARIANTS[variant]:
+        environment["TF_ENABLE_ONEDNN_OPTS"] = VARIANTS[variant]["onednn"]
+    else:
+        environment.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     paths = [str(REPO_ROOT)]
     if torch_path and variant in TORCH_VARIANTS:
         paths.insert(0, str(Path(torch_path).resolve()))
