@@ -76,11 +76,11 @@ def quiet_tensorflow_on_cpu(environ=os.environ) -> bool:
 def use_onednn_kernels(environ=os.environ) -> bool:
     """Default `TF_ENABLE_ONEDNN_OPTS=1`: TensorFlow's oneDNN CPU kernels.
 
-    TensorFlow 2.21 turns them on by itself only on CPUs with AVX-512 VNNI/BF16 or AMX;
-    elsewhere (the AMD EPYC and older Xeon machines this project measures on) it runs its
-    Eigen kernels, which its wheel builds without AVX2/FMA. On a 2-core AMD EPYC, oneDNN
-    trained the default network 1.2x and the plain 4x64 hourglass 1.4x faster
-    (docs/benchmarks.md, "oneDNN"). The two give the same results up to floating-point
+    TensorFlow 2.21 turns them on by itself only on CPUs with AVX-512 VNNI/BF16 or AMX
+    (its start-up log says "Using the default setting: false" elsewhere, e.g. on the
+    2-core AMD EPYC machines this project measures on) and runs its Eigen kernels
+    instead. There oneDNN trains the networks markedly faster (docs/benchmarks.md,
+    "oneDNN kernels"). The two give the same results up to floating-point
     rounding (tests/test_api.py compares them). A value the user set, `0` included, is
     kept; it must be set before TensorFlow is imported, which every
     `python -m pose_keras.<command>` does by importing this package first. Returns whether
