@@ -75,8 +75,9 @@ SHAPES = {
         "model.supervised_scales=1,2",
     ],
     "tiny_plain": [*PLAIN, *TINY, "model.stacks=2"],
-    # The network of the `synthetic` preset (the default fit) and configs/dlc_openfield.json:
-    # 2 stacks of 32 channels, all four scales, regression; run it with --size 128.
+    # 2 stacks of 32 channels, all four scales, regression; run it with --size 128. The
+    # network of the `synthetic` preset (the default fit) and configs/dlc_openfield.json
+    # until 2026-12-01; both are supervised at GT only since (docs/ablation.md).
     "2x32": [
         "model.stacks=2",
         "model.channels=32",
