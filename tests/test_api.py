@@ -55,7 +55,10 @@ def mpii_image(shared_data):
 
 
 def run_python(code: str, **environment) -> subprocess.CompletedProcess:
-    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    # Without the variables `import pose_keras` defaults in this process, so that the
+    # child starts as from a fresh shell.
+    defaulted = ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")
+    env = {key: value for key, value in os.environ.items() if key not in defaulted}
     env.update(environment)
     return subprocess.run(
         [sys.executable, "-c", code],
@@ -110,13 +113,13 @@ def test_tensorflow_start_up_noise_is_quiet_on_a_cpu_machine():
 
 
 ONEDNN_FORWARD = """
-import sys, numpy as np, pose_keras.model, keras
+import numpy as np, pose_keras.model, keras
 from tensorflow.python.util import _pywrap_util_port
-model = keras.saving.load_model(sys.argv[1], safe_mode=True)
+model = keras.saving.load_model({model!r}, safe_mode=True)
 images = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
 outputs = model(images, training=False)
-np.save(sys.argv[2], np.stack([np.asarray(outputs[name]) for name in sorted(outputs)
-                               if np.asarray(outputs[name]).shape[1] == 16]))
+np.save({output!r}, np.stack([np.asarray(outputs[name]) for name in sorted(outputs)
+                             if np.asarray(outputs[name]).shape[1] == 16]))
 print(_pywrap_util_port.IsMklEnabled())
 """
 
@@ -126,24 +129,15 @@ def test_onednn_kernels_are_the_default_and_give_the_eigen_kernels_numbers(
 ):
     environ = {"TF_ENABLE_ONEDNN_OPTS": "0"}
     assert not pose_keras.use_onednn_kernels(environ) and environ["TF_ENABLE_ONEDNN_OPTS"] == "0"
-    script = tmp_path / "forward.py"
-    script.write_text(ONEDNN_FORWARD)
     outputs = {}
-    for name, setting in (("default", None), ("eigen", "0")):
-        env = {key: value for key, value in os.environ.items() if key != "TF_ENABLE_ONEDNN_OPTS"}
-        if setting is not None:
-            env["TF_ENABLE_ONEDNN_OPTS"] = setting
-        result = subprocess.run(
-            [sys.executable, str(script), str(tiny_model_path), str(tmp_path / f"{name}.npy")],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env=env,
-        )
+    for name, setting in (("default", {}), ("eigen", {"TF_ENABLE_ONEDNN_OPTS": "0"})):
+        output = tmp_path / f"{name}.npy"
+        code = ONEDNN_FORWARD.format(model=str(tiny_model_path), output=str(output))
+        result = run_python(code, **setting)
         assert result.returncode == 0, result.stderr[-3000:]
         # TensorFlow's own report of which kernels it uses: oneDNN unless the user said 0.
-        assert result.stdout.split()[-1] == ("True" if setting is None else "False")
-        outputs[name] = np.load(tmp_path / f"{name}.npy")
+        assert result.stdout.split()[-1] == ("False" if setting else "True")
+        outputs[name] = np.load(output)
     # The same network, the same input: the same heatmaps up to float32 rounding.
     scale = np.abs(outputs["eigen"]).max()
     assert scale > 0
