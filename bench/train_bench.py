@@ -4,8 +4,9 @@ Each measurement (one shape x one variant) runs in its own Python process, with
 KERAS_BACKEND set for the Keras variants, so backends never share a process and one
 measurement's memory peak is its own. A process builds the model through the public API
 (`pose_keras.model.build_model`, `pose_keras.losses.build_losses`), compiles it with Adam
-at 5e-4 and the loss on every output (as `python -m pose_keras.fit` does), and times, on one
-fixed random batch held in memory (model only, no input pipeline):
+(`pose_keras.optimizer.Adam`) at 5e-4 and the loss on every output (as `python -m
+pose_keras.fit` does), and times, on one fixed random batch held in memory (model only, no
+input pipeline):
 
 - `train_img_s`: batch / median `train_on_batch` time after the warm-up steps;
 - `infer_img_s`: batch / median `predict_on_batch` time after warm-up;
@@ -185,6 +186,13 @@ def build_parser():
     )
     parser.add_argument("--output", help="Also append the JSON lines to this file.")
     parser.add_argument(
+        "--from-jsonl",
+        metavar="FILE",
+        help="Measure nothing: summarise the JSON lines of an earlier run (its --output, "
+        "e.g. of a run stopped before its last round) and print or, with --update-docs, "
+        "write the table.",
+    )
+    parser.add_argument(
         "--tag",
         action="append",
         default=[],
@@ -310,6 +318,7 @@ def build_keras_model(spec, config):
 
     from pose_keras.losses import build_losses
     from pose_keras.model import build_model
+    from pose_keras.optimizer import Adam
 
     variant = VARIANTS[spec["variant"]]
     keras.config.set_dtype_policy(variant["policy"])
@@ -317,7 +326,7 @@ def build_keras_model(spec, config):
     model = build_model(config.model)
     losses, loss_weights = build_losses(config.model, config.train)
     model.compile(
-        optimizer=keras.optimizers.Adam(config.train.learning_rate),
+        optimizer=Adam(config.train.learning_rate),
         loss=losses,
         loss_weights=loss_weights,
         jit_compile=variant["jit_compile"],
@@ -604,7 +613,9 @@ def worker_environment(variant, torch_path):
     if "onednn" in VARIANTS[variant]:
         environment["TF_ENABLE_ONEDNN_OPTS"] = VARIANTS[variant]["onednn"]
     else:
-        environment.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+        from pose_keras import use_onednn_kernels  # cheap: TensorFlow is imported lazily
+
+        use_onednn_kernels(environment)
     paths = [str(REPO_ROOT)]
     if torch_path and variant in TORCH_VARIANTS:
         paths.insert(0, str(Path(torch_path).resolve()))
@@ -707,8 +718,9 @@ def markdown_block(results, arguments, command):
         f"- Versions: {version_text}",
         f"- Command: `{command}`",
         f"- Batch {first.get('batch')}, {first.get('size')} px, {first.get('steps')} timed "
-        f"steps after {arguments.warmup} warm-up, {arguments.repeats} round(s) interleaved; "
-        "medians over the rounds (train img/s: median, min-max).",
+        f"steps after {first.get('warmup', arguments.warmup)} warm-up, "
+        f"{max((line.get('round', 1) for line in results), default=1)} round(s) "
+        "interleaved; medians over the rounds (train img/s: median, min-max).",
         "",
         "| shape | variant | train img/s | infer img/s | batch-1 ms | peak RSS MiB | "
         "train MFU | infer MFU | matmul GFLOP/s | train / infer vs reference |",
@@ -786,6 +798,40 @@ class WithoutTensorFlow:
         return None
 
 
+def read_jsonl(path):
+    """The result lines of an earlier run; ValueError naming the file and line if bad."""
+    results = []
+    for number, text in enumerate(Path(path).read_text().splitlines(), 1):
+        if not text.strip():
+            continue
+        try:
+            line = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}, line {number}: not JSON ({error.msg})") from None
+        if not isinstance(line, dict) or "shape" not in line or "variant" not in line:
+            raise ValueError(f"{path}, line {number}: not a train_bench result line")
+        results.append(line)
+    if not results:
+        raise ValueError(f"{path}: no result lines")
+    return results
+
+
+def report_from_jsonl(arguments, argv):
+    try:
+        results = read_jsonl(arguments.from_jsonl)
+    except (OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    command = "python bench/train_bench.py " + " ".join(argv if argv else sys.argv[1:])
+    block = markdown_block(results, arguments, command)
+    if arguments.update_docs:
+        update_docs(block)
+        print(f"wrote {DOCS_FILE}", file=sys.stderr)
+    else:
+        print(block, end="")
+    return 0
+
+
 def main(argv=None):
     arguments = build_parser().parse_args(argv)
     if arguments.worker:  # inside a measurement process
@@ -803,6 +849,8 @@ def main(argv=None):
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if arguments.from_jsonl:
+        return report_from_jsonl(arguments, argv)
     base = {
         "batch": arguments.batch,
         "size": arguments.size,

@@ -81,6 +81,30 @@ def test_update_docs_rewrites_only_the_generated_block(tf_smoke, tmp_path):
     assert f"{lines[0]['train_img_s']:.2f}" in row
 
 
+def test_from_jsonl_summarises_saved_lines_and_names_a_bad_line(tf_smoke, tmp_path):
+    lines, _ = tf_smoke
+    saved = tmp_path / "results.jsonl"
+    saved.write_text("".join(json.dumps({**lines[0], "round": r}) + "\n" for r in (1, 2)))
+    result = subprocess.run(
+        [sys.executable, str(BENCH), "--from-jsonl", str(saved)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "2 round(s)" in result.stdout
+    assert f"| tiny | tf | {lines[0]['train_img_s']:.2f} " in result.stdout
+    saved.write_text(saved.read_text() + "{not json\n")
+    result = subprocess.run(
+        [sys.executable, str(BENCH), "--from-jsonl", str(saved)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert f"{saved}, line 3: not JSON" in result.stderr
+
+
 def test_pipeline_bench_smoke_on_records_of_the_real_mpii_photos(shared_data, tmp_path):
     command = [sys.executable, str(PIPELINE_BENCH), "--mpii-sample", "10", "--input-size", "64"]
     command += ["--batch-size", "4", "--batches", "2", "--warmup", "1", "--cores", "1", "--json"]
