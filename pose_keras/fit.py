@@ -507,6 +507,7 @@ def _run(plan: TrainingPlan, extra_callbacks, verbose) -> FitResult:
     from pose_keras import pipeline
     from pose_keras.losses import HeatmapLoss
     from pose_keras.model import build_model
+    from pose_keras.optimizer import Adam
 
     config, run_dir = plan.config, plan.run_dir
     train = config.train
@@ -545,7 +546,7 @@ def _run(plan: TrainingPlan, extra_callbacks, verbose) -> FitResult:
         with strategy.scope():
             model = build_model(config.model)
             losses = {name: HeatmapLoss(mode=train.loss) for name in model.output_names}
-            optimizer = keras.optimizers.Adam(learning_rate_schedule(train, steps_per_epoch))
+            optimizer = Adam(learning_rate_schedule(train, steps_per_epoch))
             model.compile(
                 optimizer=optimizer,
                 loss=losses,

@@ -66,6 +66,10 @@ def load_model(path, compile=False):
 
     import pose_keras.model  # noqa: F401  (registers MultiScaleHourglass)
 
+    if compile:  # the compiled loss and optimizer of a file `fit` wrote
+        import pose_keras.losses  # noqa: F401
+        import pose_keras.optimizer  # noqa: F401
+
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"Model file not found: {path}")
