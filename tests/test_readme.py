@@ -34,5 +34,5 @@ def test_readme_commands_install_the_tested_versions():
 def test_readme_shows_the_python_api_and_how_numbers_vary():
     text = (ROOT / "README.md").read_text()
     assert "## Python API" in text and "pose_keras.load(" in text
-    assert "84.7 PCKh in 19.4 min" in text and "AMD EPYC" in text
+    assert "85.2 PCKh in 18.1 min" in text and "AMD EPYC" in text
     assert "tools/lock.sh" in text
