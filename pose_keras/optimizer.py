@@ -3,10 +3,9 @@
 Keras 3's `Adam.update_step` is written with `keras.ops`, so on TensorFlow a train step
 holds some twenty graph ops per trainable variable: the learning-rate and bias-correction
 scalars (recomputed for every variable), the two moment updates and the weight update.
-For the networks here (480 trainable variables for the default 2 x 32 network, ~1,000
-for the paper's 4 x 64) that is most of what tracing the train step costs: a cProfile of
-the first step of the default network spent 28 s of a 47 s trace in `Adam.update_step`
-(docs/benchmarks.md, "Start-up"). This subclass computes the scalars once per step and
+For the default 2 x 32 network (480 trainable variables) that is most of what tracing the
+train step costs: a cProfile of its first step spent 28 s of a 47 s trace in
+`Adam.update_step` (docs/benchmarks.md, "Start-up"). This subclass computes the scalars once per step and
 updates each variable with TensorFlow's `ResourceApplyAdam`, which implements the same
 rule (Kingma & Ba 2015, Algorithm 1, with epsilon added to sqrt(v), as Keras does):
 
