@@ -816,17 +816,26 @@ def read_jsonl(path):
     return results
 
 
+def this_run_block(results, arguments, argv):
+    """The docs block of `results`, with the command line of this process."""
+    command = "python bench/train_bench.py " + " ".join(argv if argv else sys.argv[1:])
+    return markdown_block(results, arguments, command)
+
+
+def write_docs(block):
+    update_docs(block)
+    print(f"wrote {DOCS_FILE}", file=sys.stderr)
+
+
 def report_from_jsonl(arguments, argv):
     try:
         results = read_jsonl(arguments.from_jsonl)
     except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    command = "python bench/train_bench.py " + " ".join(argv if argv else sys.argv[1:])
-    block = markdown_block(results, arguments, command)
+    block = this_run_block(results, arguments, argv)
     if arguments.update_docs:
-        update_docs(block)
-        print(f"wrote {DOCS_FILE}", file=sys.stderr)
+        write_docs(block)
     else:
         print(block, end="")
     return 0
@@ -887,9 +896,7 @@ def main(argv=None):
                 with open(arguments.output, "a") as output:
                     output.write(text + "\n")
     if arguments.update_docs:
-        command = "python bench/train_bench.py " + " ".join(argv if argv else sys.argv[1:])
-        update_docs(markdown_block(results, arguments, command))
-        print(f"wrote {DOCS_FILE}", file=sys.stderr)
+        write_docs(this_run_block(results, arguments, argv))
     return 1 if any("error" in line for line in results) else 0
 
 
