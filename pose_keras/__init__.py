@@ -79,10 +79,10 @@ def use_onednn_kernels(environ=os.environ) -> bool:
     TensorFlow 2.21 turns them on by itself only on CPUs with AVX-512 VNNI/BF16 or AMX
     (its start-up log says "Using the default setting: false" elsewhere, e.g. on the
     2-core AMD EPYC machines this project measures on) and runs its Eigen kernels
-    instead. There oneDNN trained the networks alone 1.2-1.4x faster (docs/benchmarks.md,
-    "oneDNN kernels"; not yet shown for the whole `fit`). The two give the same results
-    up to floating-point
-    rounding (tests/test_api.py compares them). A value the user set, `0` included, is
+    instead. There oneDNN trained the default network about 1.5x and the plain 4x64
+    network 1.06x faster, measured on a quiet machine (docs/benchmarks.md, "oneDNN
+    kernels"). The two give the same results up to floating-point rounding
+    (tests/test_api.py compares them). A value the user set, `0` included, is
     kept; it must be set before TensorFlow is imported, which every
     `python -m pose_keras.<command>` does by importing this package first. Returns whether
     it set the variable.
