@@ -240,6 +240,10 @@ class DataConfig:
         _check_positive("data", "synthetic_val", self.synthetic_val)
 
 
+# `train.mixed_precision_dtype` values; the Keras policy is `mixed_<dtype>`.
+MIXED_PRECISION_DTYPES = ("float16", "bfloat16")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Optimisation settings (SPEC §2; paper §3).
@@ -257,7 +261,12 @@ class TrainConfig:
         loss_weights: dict. Per-output weight, keyed by output name (`"refined"`,
             `"stack2_scale4"`) or by a suffix shared by several outputs (`"scale4"`).
             Missing outputs weigh 1 (Eq. 1's plain sum). Default {}.
-        mixed_precision: bool. `mixed_float16` policy. Default False.
+        mixed_precision: bool. Compute in 16-bit floats: Keras' `mixed_float16` or
+            `mixed_bfloat16` policy (`mixed_precision_dtype`); variables, the heatmap
+            heads and the loss stay float32. Default False.
+        mixed_precision_dtype: str. `"float16"` (with loss scaling; GPUs) or
+            `"bfloat16"` (no loss scaling; GPUs since Ampere, and CPUs with AVX-512 BF16
+            or AMX, where oneDNN has bfloat16 kernels). Default "float16".
         jit_compile: bool. XLA compilation of the train step. Default False.
         distribution: str. `"none"`, `"mirrored"` (one host, all GPUs) or `"multiworker"`
             (tf.distribute.MultiWorkerMirroredStrategy, TF_CONFIG). Default "none".
@@ -274,6 +283,7 @@ class TrainConfig:
     loss: str = "eq1"
     loss_weights: dict = dataclasses.field(default_factory=dict)
     mixed_precision: bool = False
+    mixed_precision_dtype: str = "float16"
     jit_compile: bool = False
     distribution: str = "none"
     steps_per_epoch: int = 0
@@ -287,6 +297,9 @@ class TrainConfig:
         _check_positive("train", "learning_rate", self.learning_rate)
         _check_choice("train", "lr_schedule", self.lr_schedule, ("cosine", "step", "constant"))
         _check_choice("train", "loss", self.loss, ("eq1", "mse"))
+        _check_choice(
+            "train", "mixed_precision_dtype", self.mixed_precision_dtype, MIXED_PRECISION_DTYPES
+        )
         if not isinstance(self.loss_weights, dict):
             raise ValueError(
                 f"train.loss_weights must be a mapping, received {self.loss_weights!r}."

@@ -88,7 +88,6 @@ class TrainingPlan:
         train_pattern: str or None. None = the synthetic training split.
         val_pattern: str or None. None = the synthetic validation split.
         initial_epoch: int. Epochs already completed (0 for a fresh run).
-        loss_weights: dict. Output name -> weight.
         is_chief: bool. Writes the run directory named in the config.
         resuming: bool. Continue the unfinished run in `run_dir` (False: start afresh,
             removing an earlier run's files).
@@ -100,7 +99,6 @@ class TrainingPlan:
     train_pattern: str | None
     val_pattern: str | None
     initial_epoch: int
-    loss_weights: dict
     is_chief: bool = True
     resuming: bool = False
 
@@ -219,8 +217,9 @@ def check_config(config: Config, overwrite: bool = False) -> TrainingPlan:
     from pose_keras.losses import resolve_loss_weights
     from pose_keras.model import output_names
 
-    names = output_names(config.model)
-    loss_weights = resolve_loss_weights(config.train.loss_weights, names)
+    # The same resolution `losses.build_losses` makes when `fit` compiles, here only as a
+    # check: unknown output names stop the command before any work.
+    resolve_loss_weights(config.train.loss_weights, output_names(config.model))
     joint_set, train_pattern, val_pattern = _check_data(config)
 
     is_chief, task = worker_role(config.train.distribution)
@@ -261,7 +260,6 @@ def check_config(config: Config, overwrite: bool = False) -> TrainingPlan:
         train_pattern=train_pattern,
         val_pattern=val_pattern,
         initial_epoch=initial_epoch,
-        loss_weights=loss_weights,
         is_chief=is_chief,
         resuming=resuming,
     )
@@ -505,7 +503,7 @@ def _run(plan: TrainingPlan, extra_callbacks, verbose) -> FitResult:
 
     from pose_keras import callbacks as pose_callbacks
     from pose_keras import pipeline
-    from pose_keras.losses import HeatmapLoss
+    from pose_keras.losses import build_losses
     from pose_keras.model import build_model
     from pose_keras.optimizer import Adam
 
@@ -540,17 +538,17 @@ def _run(plan: TrainingPlan, extra_callbacks, verbose) -> FitResult:
 
     previous_policy = keras.config.dtype_policy()
     if train.mixed_precision:
-        keras.config.set_dtype_policy("mixed_float16")
+        keras.config.set_dtype_policy(f"mixed_{train.mixed_precision_dtype}")
     try:
         keras.utils.set_random_seed(train.seed)
         with strategy.scope():
             model = build_model(config.model)
-            losses = {name: HeatmapLoss(mode=train.loss) for name in model.output_names}
+            losses, loss_weights = build_losses(config.model, train)
             optimizer = Adam(learning_rate_schedule(train, steps_per_epoch))
             model.compile(
                 optimizer=optimizer,
                 loss=losses,
-                loss_weights=plan.loss_weights,
+                loss_weights=loss_weights,
                 jit_compile=train.jit_compile,
             )
             # Build the optimizer's slots now: the backup restores into them, and the first
