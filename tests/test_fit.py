@@ -262,6 +262,65 @@ def test_nan_stops_training_with_a_clear_message_and_keeps_the_best_checkpoint(
     assert json.loads((run_dir / "backup" / "training_metadata.json").read_text())["epoch"] == 1
 
 
+class TrainingPrecision(keras.callbacks.Callback):
+    """Records, when training begins, what the trained network computes in."""
+
+    def on_train_begin(self, logs=None):
+        convolutions = [
+            layer for layer in self.model.layers if isinstance(layer, keras.layers.Conv2D)
+        ]
+        self.conv_dtypes = {layer.compute_dtype for layer in convolutions}
+        self.variable_dtypes = {variable.dtype for variable in self.model.trainable_variables}
+        self.output_dtypes = {tensor.dtype for tensor in self.model.outputs}
+        self.optimizer = type(self.model.optimizer).__name__
+
+
+@pytest.mark.parametrize(
+    "dtype,optimizer", [("float16", "LossScaleOptimizer"), ("bfloat16", "Adam")]
+)
+def test_mixed_precision_trains_in_16_bits_and_saves_a_float32_model(
+    synthetic_cache, tmp_path, dtype, optimizer
+):
+    run_dir = tmp_path / "run"
+    config = Config().with_overrides(
+        tiny_overrides(
+            synthetic_cache,
+            run_dir,
+            "train.epochs=1",
+            "train.steps_per_epoch=3",
+            "train.batch_size=8",
+            "train.mixed_precision=true",
+            f"train.mixed_precision_dtype={dtype}",
+        )
+    )
+    seen = TrainingPrecision()
+    result = fit(config, callbacks=[seen], verbose=0)
+    # Convolutions in 16 bits; variables, heads (so the loss) in float32; float16 with
+    # Keras' loss scaling around our Adam, bfloat16 (float32's exponent range) without.
+    assert seen.conv_dtypes == {dtype}
+    assert seen.variable_dtypes == {"float32"}
+    assert seen.output_dtypes == {"float32"}
+    assert seen.optimizer == optimizer
+    assert np.isfinite(result.metrics["epochs"][0]["loss"])
+    # The policy was only set around building the network: the caller's is back.
+    assert keras.config.dtype_policy().name == "float32"
+    # The saved network is rebuilt from its config in the loader's policy (float32 here):
+    # the same weights, full-precision inference.
+    loaded = load_model(run_dir / "model.keras")
+    assert {layer.compute_dtype for layer in loaded.layers} == {"float32"}
+    for trained, restored in zip(result.model.weights, loaded.weights, strict=True):
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(trained), keras.ops.convert_to_numpy(restored)
+        )
+    images = np.random.default_rng(4).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    name = loaded.prediction_name
+    mixed = keras.ops.convert_to_numpy(result.model(images, training=False)[name])
+    full = keras.ops.convert_to_numpy(loaded(images, training=False)[name])
+    assert mixed.dtype == full.dtype == np.float32
+    # 16-bit arithmetic against float32 on the same weights: close, not equal.
+    np.testing.assert_allclose(mixed, full, atol=0.05 * np.abs(full).max() + 1e-3)
+
+
 # --------------------------------------------------------------------------------------
 # Learning: the embedded recipe really improves the validation metric
 # --------------------------------------------------------------------------------------
