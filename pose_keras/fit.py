@@ -189,6 +189,12 @@ def _check_data(config: Config):
         except FileNotFoundError as error:
             raise ValueError(f"data.{key}: {error}") from None
         joint_sets.append(pipeline.resolve_joint_set(config, split))
+        problem = pipeline.person_centred_problem(config, pattern)
+        if problem:
+            raise ValueError(
+                f"data.{key}={pattern!r}: {problem}; remake them with `python -m "
+                "tfrecords_tools.recrop` and this configuration, or train on the original split."
+            )
         if key == "train_records" and config.train.steps_per_epoch == 0:
             if split.count < config.train.batch_size:
                 raise ValueError(

@@ -72,6 +72,9 @@ import numpy as np
 from pose_keras.joints import JointSet
 
 SCHEMA_VERSION = 1
+# Manifest key of a person-centred split (tfrecords_tools.recrop): the crop geometry it
+# was cut for, which `fit` checks the configuration against.
+PERSON_CENTRED_KEY = "person_centred"
 NOT_ANNOTATED, OCCLUDED, VISIBLE = 0, 1, 2
 VISIBILITY_VALUES = (NOT_ANNOTATED, OCCLUDED, VISIBLE)
 NO_HEAD_BOX = (-1.0, -1.0, -1.0, -1.0)

@@ -171,3 +171,67 @@ def box_from_keypoints(keypoints, visibility, margin=DEFAULT_BOX_MARGIN):
     if len(points) < 2 or not np.ptp(points, axis=0).max() > 0:
         return None
     return box_around_points(points, margin)
+
+
+def crop_reach(data_config: DataConfig) -> tuple[float, float]:
+    """How far any augmented training crop of a person reaches, and its smallest side.
+
+    The crop box of `pipeline.person_crop_geometry` is `box_scale` x U(1 - s, 1 + s) person
+    heights (units of `PIXELS_PER_SCALE` x scale) on a side, its centre shifted by up to
+    `translate_jitter` x that side along each axis, rotated by up to `rotation_deg`. Its
+    axis-aligned bounding square then has half-side at most
+    `largest * ((cos r + sin r) / 2 + translate_jitter)` (r capped at 45 degrees, where the
+    rotated square is widest).
+
+    Returns:
+        (reach, smallest): the half-side of that bounding square and the smallest box side,
+        both in person heights (multiply by `PIXELS_PER_SCALE * scale` for image px).
+    """
+    largest = data_config.box_scale * (1.0 + data_config.scale_jitter)
+    smallest = data_config.box_scale * (1.0 - data_config.scale_jitter)
+    angle = np.deg2rad(min(abs(float(data_config.rotation_deg)), 45.0))
+    spread = np.cos(angle) + np.sin(angle)
+    return float(largest * (spread / 2.0 + data_config.translate_jitter)), float(smallest)
+
+
+def crop_geometry_of(config) -> dict:
+    """The crop geometry of a `Config`: what a person-centred split (`tfrecords_tools.recrop`)
+    is cut for, stored in its manifest under `records.PERSON_CENTRED_KEY`."""
+    data = config.data
+    return {
+        "input_size": config.model.input_size,
+        "box_scale": data.box_scale,
+        "scale_jitter": data.scale_jitter,
+        "rotation_deg": data.rotation_deg,
+        "translate_jitter": data.translate_jitter,
+    }
+
+
+def reach_and_density(geometry: dict) -> tuple[float, float]:
+    """(reach in person heights, crop px per person height of the finest crop)."""
+    data = DataConfig(
+        box_scale=geometry["box_scale"],
+        scale_jitter=geometry["scale_jitter"],
+        rotation_deg=geometry["rotation_deg"],
+        translate_jitter=geometry["translate_jitter"],
+    )
+    reach, smallest = crop_reach(data)
+    return reach, geometry["input_size"] / smallest
+
+
+def crop_geometry_problem(made: dict, config) -> str | None:
+    """Why crops of `config` cannot come from records cut for geometry `made` (None: they can)."""
+    reach, density = reach_and_density(crop_geometry_of(config))
+    made_reach, made_density = reach_and_density(made)
+    fields = ", ".join(f"{key}={made[key]}" for key in crop_geometry_of(config))
+    if reach > made_reach * (1 + 1e-6):
+        return (
+            f"its crops reach {reach:.3f} person heights from the centre, beyond the "
+            f"{made_reach:.3f} the person-centred records hold (made for {fields})"
+        )
+    if density > made_density * (1 + 1e-6):
+        return (
+            f"its finest crop needs {density:.1f} px per person height, more than the "
+            f"{made_density:.1f} the person-centred records hold (made for {fields})"
+        )
+    return None
