@@ -93,6 +93,18 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="module")
+def real_mpii_records(shared_data, tmp_path_factory):
+    """The 5 real MPII photographs (1280 x 720 and 854 x 480 JPEGs) as records."""
+    from tfrecords_tools import mpii
+
+    prefix = tmp_path_factory.mktemp("real_mpii") / "mpii"
+    arguments = [str(shared_data / "mpii" / "mmpose_test_mpii.json"), "--no-progress"]
+    arguments += ["--image-root", str(shared_data / "mpii" / "images"), "--output", str(prefix)]
+    assert mpii.main(arguments) == 0
+    return str(prefix)
+
+
+@pytest.fixture(scope="module")
 def tiny_model_path(tmp_path_factory):
     """A random 64 px, 1-stack, 16-channel model saved as a bare `.keras` file."""
     from pose_keras.model import MultiScaleHourglass

@@ -595,18 +595,6 @@ def test_pck_normalizer_gives_the_numbers_of_person_normalizers_on_mpii_and_flic
 # --------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def real_mpii_records(shared_data, tmp_path_factory):
-    """The 5 real MPII photographs (1280 x 720 and 854 x 480 JPEGs) as records."""
-    from tfrecords_tools import mpii
-
-    prefix = tmp_path_factory.mktemp("real_mpii") / "mpii"
-    arguments = [str(shared_data / "mpii" / "mmpose_test_mpii.json"), "--no-progress"]
-    arguments += ["--image-root", str(shared_data / "mpii" / "images"), "--output", str(prefix)]
-    assert mpii.main(arguments) == 0
-    return str(prefix)
-
-
 def whole_image_crops(config, prefix):
     """(pipeline crop, the same crop warped by `inference.warp_image` from the whole
     image decoded at full size, ratio index) for every person of `prefix`."""

@@ -18,21 +18,9 @@ PAPER = Config()
 
 
 @pytest.fixture(scope="module")
-def real_split(shared_data, tmp_path_factory):
-    """The 5 real MPII photographs (1280 x 720 and 854 x 480 JPEGs) as records."""
-    from tfrecords_tools import mpii
-
-    prefix = tmp_path_factory.mktemp("real_mpii") / "mpii"
-    arguments = [str(shared_data / "mpii" / "mmpose_test_mpii.json"), "--no-progress"]
-    arguments += ["--image-root", str(shared_data / "mpii" / "images"), "--output", str(prefix)]
-    assert mpii.main(arguments) == 0
-    return str(prefix)
-
-
-@pytest.fixture(scope="module")
-def centred_split(real_split, tmp_path_factory):
+def centred_split(real_mpii_records, tmp_path_factory):
     prefix = tmp_path_factory.mktemp("centred") / "mpii_pc"
-    assert recrop.main([real_split, "--output", str(prefix), "--no-progress"]) == 0
+    assert recrop.main([real_mpii_records, "--output", str(prefix), "--no-progress"]) == 0
     return str(prefix)
 
 
@@ -46,8 +34,8 @@ def crops(config, pattern, training, seed=3, count=None):
     return list(dataset.take(count or records.count_people(pattern)).as_numpy_iterator())
 
 
-def test_records_are_smaller_and_say_what_they_were_cut_for(real_split, centred_split):
-    before = list(records.read_people(real_split))
+def test_records_are_smaller_and_say_what_they_were_cut_for(real_mpii_records, centred_split):
+    before = list(records.read_people(real_mpii_records))
     after = list(records.read_people(centred_split))
     assert len(after) == len(before) >= 5
     assert sum(len(r.image_encoded) for r in after) < 0.6 * sum(
@@ -67,14 +55,14 @@ def test_records_are_smaller_and_say_what_they_were_cut_for(real_split, centred_
     manifest = records.read_manifest(centred_split)
     made = manifest[records.PERSON_CENTRED_KEY]
     assert made["input_size"] == 256 and made["rotation_deg"] == 30.0
-    assert made["source"] == real_split
+    assert made["source"] == real_mpii_records
 
 
-def test_augmented_training_crops_equal_the_original_splits(real_split, centred_split):
+def test_augmented_training_crops_equal_the_original_splits(real_mpii_records, centred_split):
     config = PAPER
     # The same seeds draw the same augmentation for the same person (record order kept).
     for seed in (3, 4):
-        original = crops(config, real_split, True, seed, 12)
+        original = crops(config, real_mpii_records, True, seed, 12)
         centred = crops(config, centred_split, True, seed, 12)
         for a, b in zip(original, centred, strict=True):
             assert a["image_id"] == b["image_id"] and a["person_id"] == b["person_id"]
@@ -88,8 +76,8 @@ def test_augmented_training_crops_equal_the_original_splits(real_split, centred_
             assert lost.mean() < 0.002, lost.mean()
 
 
-def test_validation_pckh_inputs_are_unchanged(real_split, centred_split):
-    original = crops(PAPER, real_split, False)
+def test_validation_pckh_inputs_are_unchanged(real_mpii_records, centred_split):
+    original = crops(PAPER, real_mpii_records, False)
     centred = crops(PAPER, centred_split, False)
     for a, b in zip(original, centred, strict=True):
         np.testing.assert_allclose(annotated_keypoints(a), annotated_keypoints(b), atol=2e-3)
@@ -97,13 +85,13 @@ def test_validation_pckh_inputs_are_unchanged(real_split, centred_split):
         np.testing.assert_allclose(b["normalize"], factor * a["normalize"], rtol=1e-4)
 
 
-def test_the_extreme_augmentation_stays_inside_the_cut_out(real_split, centred_split):
+def test_the_extreme_augmentation_stays_inside_the_cut_out(real_mpii_records, centred_split):
     # Largest box, largest rotation and shift: every crop pixel the original photo has, the
     # cut-out has too (no black where the original is not black).
     config = PAPER.with_overrides(["data.color_jitter=0"])
     for seed in range(5, 9):
         for a, b in zip(
-            crops(config, real_split, True, seed, 6),
+            crops(config, real_mpii_records, True, seed, 6),
             crops(config, centred_split, True, seed, 6),
             strict=True,
         ):
@@ -146,13 +134,18 @@ def test_fit_refuses_a_geometry_the_records_were_not_cut_for(centred_split, over
     check_config(smaller)
 
 
-def test_cli_errors_are_one_line_and_write_nothing(real_split, centred_split, tmp_path, capsys):
+def test_cli_errors_are_one_line_and_write_nothing(
+    real_mpii_records, centred_split, tmp_path, capsys
+):
     out = tmp_path / "out"
     assert recrop.main([centred_split, "--output", str(out), "--no-progress"]) == 2
     assert "already person-centred" in capsys.readouterr().err
     assert recrop.main([str(tmp_path / "missing"), "--output", str(out), "--no-progress"]) == 2
     assert capsys.readouterr().err.startswith("error: ")
-    assert recrop.main([real_split, "--output", str(out), "--quality", "0", "--no-progress"]) == 2
+    assert (
+        recrop.main([real_mpii_records, "--output", str(out), "--quality", "0", "--no-progress"])
+        == 2
+    )
     assert "--quality" in capsys.readouterr().err
     assert not list(tmp_path.glob("out*"))
-    json.dumps(records.read_manifest(real_split))  # the source is untouched and readable
+    json.dumps(records.read_manifest(real_mpii_records))  # the source is untouched and readable
