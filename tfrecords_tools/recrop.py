@@ -62,8 +62,8 @@ def person_centred_record(
     """The record of one person cut down to the region its training crops can sample.
 
     The kept region is the image's part of the square of half-side `reach` person heights
-    (plus `SUPPORT_PX` + 1 stored px) around the centre, scaled by `factor` = min(1, input px per image px
-    of the finest crop box). Image px map to the new image's px by
+    (plus `SUPPORT_PX` + 1 stored px) around the centre, scaled by `factor` = min(1, input
+    px per image px of the finest crop box). Image px map to the new image's px by
     `x' = factor * (x + 0.5 - x0) - 0.5` (pixel areas preserved, `transforms`' convention):
     first an exact k x k block average (`cv2.INTER_AREA`, k = the integer part of
     1 / factor), then a bilinear warp by the rest (a factor in (0.5, 1]).
