@@ -13,6 +13,7 @@ from conftest import seed_everything
 
 from pose_keras.config import ModelConfig
 from pose_keras.model import MultiScaleHourglass, build_model, output_names, prediction_name
+from pose_keras.optimizer import Adam
 from pose_keras.summary import count_macs
 
 SCALE_SETS = [(1,), (1, 2), (1, 2, 4), (1, 2, 4, 8)]
@@ -147,7 +148,7 @@ def test_tiny_model_overfits_one_batch():
     keras.utils.set_random_seed(0)
     model = tiny_model(stacks=1, supervised_scales=(1, 2))
     images, targets = heatmap_targets(model, 4, np.random.default_rng(2))
-    model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="mse")
+    model.compile(optimizer=Adam(2e-3), loss="mse")
     first = model.train_on_batch(images, targets, return_dict=True)["loss"]
     for _ in range(150):
         last = model.train_on_batch(images, targets, return_dict=True)["loss"]
