@@ -554,14 +554,28 @@ def convert(
 # --- command lines -------------------------------------------------------------------------
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, splits=None, default_split=None):
-    """The flags every converter CLI shares (`--output`, `--image-root`, skips, sharding)."""
+def add_writing_arguments(parser: argparse.ArgumentParser):
+    """The flags of every command that writes a split: `--output`, sharding, progress."""
     parser.add_argument(
         "--output",
         required=True,
         help="Output prefix: writes <output>-00000.tfrecord, ... and <output>.manifest.json "
         "(folders are created).",
     )
+    parser.add_argument(
+        "--examples-per-shard",
+        type=int,
+        default=1000,
+        help="People per TFRecord shard (default: 1000).",
+    )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="Do not print the progress line on stderr."
+    )
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, splits=None, default_split=None):
+    """The flags every converter CLI shares (`add_writing_arguments`, `--image-root`, skips)."""
+    add_writing_arguments(parser)
     parser.add_argument(
         "--image-root",
         required=True,
@@ -578,15 +592,6 @@ def add_common_arguments(parser: argparse.ArgumentParser, splits=None, default_s
         action="store_true",
         help="Skip people with an undecodable image, no annotated joint, a wrong joint count, "
         "bad values or a wrong image size, and report the counts, instead of failing.",
-    )
-    parser.add_argument(
-        "--examples-per-shard",
-        type=int,
-        default=1000,
-        help="People per TFRecord shard (default: 1000).",
-    )
-    parser.add_argument(
-        "--no-progress", action="store_true", help="Do not print the progress line on stderr."
     )
     if splits:
         parser.add_argument(

@@ -38,7 +38,12 @@ import numpy as np
 from pose_keras import records
 from pose_keras.config import Config
 from pose_keras.transforms import PIXELS_PER_SCALE, crop_geometry_of, reach_and_density
-from tfrecords_tools.common import ConversionError, check_output, run_command_line
+from tfrecords_tools.common import (
+    ConversionError,
+    add_writing_arguments,
+    check_output,
+    run_command_line,
+)
 
 DEFAULT_QUALITY = 95
 # Stored px kept beyond the reach for the bilinear warp's support.
@@ -197,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
         "resolution the configuration's training crops need (docs/converters.md).",
     )
     parser.add_argument("source", help="The split to cut down (prefix or shard glob).")
-    parser.add_argument("--output", required=True, help="Output prefix of the new split.")
+    add_writing_arguments(parser)
     add_config_arguments(
         parser, default_preset="paper", what=" (its model.input_size and data crop geometry)"
     )
@@ -207,8 +212,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_QUALITY,
         help=f"JPEG quality of the regions (default {DEFAULT_QUALITY}).",
     )
-    parser.add_argument("--examples-per-shard", type=int, default=1000)
-    parser.add_argument("--no-progress", action="store_true")
     return parser
 
 
