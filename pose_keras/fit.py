@@ -189,7 +189,7 @@ def _check_data(config: Config):
         except FileNotFoundError as error:
             raise ValueError(f"data.{key}: {error}") from None
         joint_sets.append(pipeline.resolve_joint_set(config, split))
-        problem = pipeline.person_centred_problem(config, pattern)
+        problem = pipeline.person_centred_problem(config, split)
         if problem:
             raise ValueError(
                 f"data.{key}={pattern!r}: {problem}; remake them with `python -m "

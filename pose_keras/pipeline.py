@@ -113,22 +113,23 @@ def resolve_joint_set(config: Config, split: Split) -> JointSet:
     return declared
 
 
-def person_centred_problem(config: Config, pattern) -> str | None:
-    """Why `config`'s crops cannot come from the split `pattern` (None: they can).
+def person_centred_problem(config: Config, split: Split) -> str | None:
+    """Why `config`'s crops cannot come from `split` (None: they can).
 
     Only person-centred splits (`tfrecords_tools.recrop`) can fail: each record holds only
     the region that crops of the geometry in its manifest sample, at that resolution.
     """
-    from pose_keras.records import PERSON_CENTRED_KEY, read_manifest
+    from pose_keras.records import PERSON_CENTRED_KEY
     from pose_keras.transforms import crop_geometry_problem
 
-    made = read_manifest(pattern).get(PERSON_CENTRED_KEY)
-    if not made:
-        return None
-    try:
-        return crop_geometry_problem(made, config)
-    except (KeyError, TypeError, ValueError):
-        return f"its manifest's {PERSON_CENTRED_KEY!r} entry is malformed ({made!r})"
+    for manifest, made in split.person_centred:
+        try:
+            problem = crop_geometry_problem(made, config)
+        except (KeyError, TypeError, ValueError):
+            problem = f"the {PERSON_CENTRED_KEY!r} entry of {manifest} is malformed ({made!r})"
+        if problem:
+            return problem
+    return None
 
 
 # --------------------------------------------------------------------------------------

@@ -902,6 +902,8 @@ class Split:
     counts: list  # records per shard (manifest)
     checksums: list  # SHA-256 per shard (manifest)
     joint_set: JointSet
+    # (manifest path, its `PERSON_CENTRED_KEY` entry) of each person-centred prefix.
+    person_centred: tuple = ()
 
     @property
     def count(self) -> int:
@@ -929,9 +931,11 @@ def resolve_split(pattern) -> Split:
             )
         prefixes = sorted({path.rsplit("-", 1)[0] for path in matched})
         selected = {os.path.abspath(path) for path in matched}
-    paths, counts, checksums, joint_sets = [], [], [], []
+    paths, counts, checksums, joint_sets, person_centred = [], [], [], [], []
     for prefix in prefixes:
         data = read_manifest(prefix)
+        if data.get(PERSON_CENTRED_KEY):
+            person_centred.append((str(manifest_path(prefix)), data[PERSON_CENTRED_KEY]))
         folder = manifest_path(prefix).parent
         listed = set()
         for shard in data["shards"]:
@@ -961,7 +965,7 @@ def resolve_split(pattern) -> Split:
     missing = [path for path in paths if not os.path.exists(path)]
     if missing:
         raise FileNotFoundError(f"Shard {missing[0]} is listed in its manifest but missing.")
-    return Split(pattern, paths, counts, checksums, joint_sets[0])
+    return Split(pattern, paths, counts, checksums, joint_sets[0], tuple(person_centred))
 
 
 def count_people(pattern) -> int:

@@ -221,9 +221,10 @@ def reach_and_density(geometry: dict) -> tuple[float, float]:
 
 def crop_geometry_problem(made: dict, config) -> str | None:
     """Why crops of `config` cannot come from records cut for geometry `made` (None: they can)."""
-    reach, density = reach_and_density(crop_geometry_of(config))
+    geometry = crop_geometry_of(config)
+    reach, density = reach_and_density(geometry)
     made_reach, made_density = reach_and_density(made)
-    fields = ", ".join(f"{key}={made[key]}" for key in crop_geometry_of(config))
+    fields = ", ".join(f"{key}={made[key]}" for key in geometry)
     if reach > made_reach * (1 + 1e-6):
         return (
             f"its crops reach {reach:.3f} person heights from the centre, beyond the "
